@@ -1,0 +1,35 @@
+# The two commands the README opens with:
+#   make reproduce   - the main job (sets up .venv, then runs the pipeline on BR35H)
+#   make test        - the test suite (sets up .venv, then pytest)
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup test reproduce data-report splits clean
+
+$(STAMP): pyproject.toml edge_runtime/pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[all]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+reproduce: $(STAMP)
+	$(PY) -m train.reproduce $(ARGS)
+
+data-report: $(STAMP)
+	$(PY) -m train.data report $(ARGS)
+
+splits: $(STAMP)
+	$(PY) -m train.data split $(ARGS)
+
+clean:
+	rm -rf .cache runs .pytest_cache

@@ -1,0 +1,95 @@
+"""Preprocessing contract shared by training and the edge runtime.
+
+Both sides import this module (``train`` may import ``edge_runtime``, never the reverse), so
+the crop a model was trained with and the crop a device applies cannot drift apart. Every
+field has the value the paper's notebooks use; change one and the preprocessing cache key,
+the Android manifest and the model card change with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+import hashlib
+import json
+
+#: Class order of every model this project produces: index 0 = no tumour, index 1 = tumour.
+LABELS: tuple[str, str] = ("no", "yes")
+#: Index of the tumour class; ``score`` everywhere means the probability of this class.
+TUMOUR_INDEX = 1
+
+
+@dataclass(frozen=True)
+class CropConfig:
+    """The paper's brain crop: gray -> blur -> threshold -> open-ish morphology -> extremes.
+
+    Attributes:
+        blur_ksize: side of the Gaussian kernel (sigma derived from it as OpenCV does for
+            ``sigma=0``: ``0.3 * ((k - 1) * 0.5 - 1) + 0.8``).
+        threshold: a pixel is foreground when its blurred gray value is **strictly** greater
+            (OpenCV ``THRESH_BINARY``).
+        erode_iterations / dilate_iterations: passes of a 3x3 square structuring element.
+        size: output side in pixels (square, RGB).
+        resample: Pillow resampling filter name used for the final resize by *both* paths.
+            Bicubic with Pillow's built-in antialiasing: BR35H images are up to ~1900 px wide
+            and OpenCV's INTER_CUBIC aliases badly on such downscales.
+        max_pixels: decoding refuses images above this many pixels instead of exhausting
+            memory (a 4-core Pi has 1-8 GiB).
+    """
+
+    blur_ksize: int = 5
+    threshold: int = 45
+    erode_iterations: int = 2
+    dilate_iterations: int = 2
+    size: int = 224
+    resample: str = "bicubic"
+    max_pixels: int = 50_000_000
+
+    def __post_init__(self) -> None:
+        if self.blur_ksize < 1 or self.blur_ksize % 2 == 0:
+            raise ValueError(f"blur_ksize must be odd and positive, got {self.blur_ksize}")
+        if not 0 <= self.threshold <= 255:
+            raise ValueError(f"threshold must be in [0, 255], got {self.threshold}")
+        if self.erode_iterations < 0 or self.dilate_iterations < 0:
+            raise ValueError("erode/dilate iterations must be >= 0")
+        if self.size < 1:
+            raise ValueError(f"size must be positive, got {self.size}")
+        if self.resample not in ("nearest", "bilinear", "bicubic", "lanczos"):
+            raise ValueError(f"unknown resample filter {self.resample!r}")
+
+    @property
+    def blur_sigma(self) -> float:
+        """Gaussian sigma OpenCV derives from the kernel size when asked for ``sigma=0``."""
+        return 0.3 * ((self.blur_ksize - 1) * 0.5 - 1) + 0.8
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def fingerprint(self) -> str:
+        """Short stable hash of the parameters, used in cache keys and manifests."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """Half-open pixel box ``[left, right) x [top, bottom)`` in the decoded image.
+
+    ``fallback`` is True when no brain region was found and the whole image was used.
+    """
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+    fallback: bool = False
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    def as_tuple(self) -> tuple[int, int, int, int]:
+        return (self.left, self.top, self.right, self.bottom)

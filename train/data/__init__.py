@@ -1,0 +1,1 @@
+"""BR35H data pipeline: scan and verify, near-duplicate groups, split manifests, the crop."""
