@@ -1,0 +1,205 @@
+"""The paper's brain crop in numpy only, integer-exact to OpenCV where it is cheap.
+
+Same steps as ``train/data/crop_cv.py`` (the reference; ``benchmarks/parity.py`` measures the
+two against each other on all of BR35H):
+
+- gray: OpenCV's fixed-point ``COLOR_RGB2GRAY``, ``(9798 R + 19235 G + 3735 B + 2^14) >> 15``
+  (the 15-bit table OpenCV's SIMD path uses; the 14-bit one differs on ~1 pixel in 10^5);
+- blur: ``GaussianBlur(k, sigma=0)`` on uint8 uses, for k <= 7, binomial taps ([1 4 6 4 1]/16
+  for k=5) in fixed point with round-half-up and ``BORDER_REFLECT_101``: bit-exact in integers;
+- threshold: strictly greater than ``cfg.threshold``;
+- erode / dilate: n passes of a 3x3 square = one (2n+1)-square min / max filter, pixels
+  outside the image ignored (OpenCV's default border value for morphology);
+- largest region: what ``findContours(RETR_EXTERNAL)`` + ``max(contourArea)`` picks, see
+  :func:`find_box`. Everything after the mask works on row runs, not pixels: labelling is a
+  vectorised hook-and-compress union over runs that touch in adjacent rows;
+- box: extreme points, half-open.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import CropBox, CropConfig
+from .image_io import crop_and_resize
+
+# OpenCV's small-kernel table for sigma <= 0 (getGaussianKernel): binomial, exact in fixed point.
+_BINOMIAL = {1: (1,), 3: (1, 2, 1), 5: (1, 4, 6, 4, 1), 7: (1, 6, 15, 20, 15, 6, 1)}
+_GRAY_WEIGHTS = np.array([9798, 19235, 3735], np.float32)  # OpenCV's R, G, B weights << 15
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """uint8 HxW from uint8 HxWx3, bit-exact to ``cv2.COLOR_RGB2GRAY``.
+
+    float32 is exact here (every partial sum < 2^24) and its matmul is ~4x faster than uint32.
+    """
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an HxWx3 uint8 RGB array, got {rgb.dtype} {rgb.shape}")
+    return ((rgb.astype(np.float32) @ _GRAY_WEIGHTS + 16384.0) * (1.0 / 32768.0)).astype(np.uint8)
+
+
+def _gaussian_taps(k: int, sigma: float) -> np.ndarray:
+    """Integer taps: OpenCV's binomial table for k <= 7, else the float kernel scaled to 2^8."""
+    if k in _BINOMIAL:
+        return np.array(_BINOMIAL[k], np.int64)
+    x = np.arange(k) - (k - 1) / 2
+    w = np.exp(-(x**2) / (2 * sigma**2))
+    return np.maximum(np.round(w / w.sum() * 256), 1).astype(np.int64)  # approximate beyond 7
+
+
+def gaussian_blur(gray: np.ndarray, k: int, sigma: float) -> np.ndarray:
+    """Separable integer Gaussian with reflect-101 borders, rounded half up."""
+    if k == 1:
+        return gray.copy()
+    taps = _gaussian_taps(k, sigma)
+    norm = int(taps.sum()) ** 2
+    dtype = np.uint16 if 255 * norm + norm // 2 < 2**16 else np.int64  # k=5: 255 * 256 + 128 fits
+    h, w = gray.shape
+    # numpy's "reflect" is BORDER_REFLECT_101; a 1-pixel axis has nothing to reflect.
+    mode = "reflect" if min(h, w) > 1 else "edge"
+    padded = np.pad(gray, k // 2, mode=mode).astype(dtype)
+    rows = padded[:, :w] * dtype(taps[0])
+    for i in range(1, k):
+        rows += padded[:, i : i + w] * dtype(taps[i])
+    acc = rows[:h] * dtype(taps[0])
+    for i in range(1, k):
+        acc += rows[i : i + h] * dtype(taps[i])
+    acc += dtype(norm // 2)
+    shift = norm.bit_length() - 1
+    acc = acc >> dtype(shift) if norm == 1 << shift else acc // dtype(norm)  # k <= 7: a shift
+    return acc.astype(np.uint8)
+
+
+def _box_filter(mask: np.ndarray, radius: int, erode: bool) -> np.ndarray:
+    """Square min (erode) or max (dilate) filter on a bool mask; outside pixels are ignored."""
+    if radius == 0:
+        return mask
+    op = np.logical_and if erode else np.logical_or
+    h, w = mask.shape
+    p = np.pad(mask, ((0, 0), (radius, radius)), constant_values=erode)  # neutral element
+    out = p[:, :w].copy()
+    for i in range(1, 2 * radius + 1):
+        op(out, p[:, i : i + w], out=out)
+    p = np.pad(out, ((radius, radius), (0, 0)), constant_values=erode)
+    out = p[:h].copy()
+    for i in range(1, 2 * radius + 1):
+        op(out, p[i : i + h], out=out)
+    return out
+
+
+def brain_mask(rgb: np.ndarray, cfg: CropConfig = CropConfig()) -> np.ndarray:
+    """Bool mask the region search runs on (True = brain), equal to the OpenCV reference's."""
+    mask = gaussian_blur(to_gray(rgb), cfg.blur_ksize, cfg.blur_sigma) > cfg.threshold
+    mask = _box_filter(mask, cfg.erode_iterations, erode=True)
+    return _box_filter(mask, cfg.dilate_iterations, erode=False)
+
+
+# --- row runs ------------------------------------------------------------------------------
+# A set of pixels is (rows, starts, ends): one entry per horizontal run, ends exclusive,
+# sorted in raster order. Connectivity, hole filling and areas are computed on these.
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Runs of True in a 2-D bool mask."""
+    h, w = mask.shape
+    padded = np.zeros((h, w + 2), np.int8)
+    padded[:, 1:-1] = mask
+    d = np.diff(padded, axis=1)  # +1 at a run start, -1 one past its end
+    rows, starts = np.nonzero(d == 1)
+    _, ends = np.nonzero(d == -1)  # same raster order as the starts
+    return rows, starts, ends
+
+
+def _complement(rows, starts, ends, height: int, width: int):
+    """Runs of the pixels *not* covered, in a ``height x width`` grid; empty gaps dropped."""
+    all_rows = np.arange(height)
+    gap_rows = np.concatenate([all_rows, rows])
+    gap_starts = np.concatenate([np.zeros(height, np.int64), ends])
+    gap_ends = np.concatenate([starts, np.full(height, width, np.int64)])
+    # Gap k of a row starts at the end of run k-1 (or 0) and ends at the start of run k (or width).
+    o1 = np.argsort(gap_rows * (width + 1) + gap_starts, kind="stable")
+    o2 = np.argsort(np.concatenate([rows, all_rows]) * (width + 1) + gap_ends, kind="stable")
+    r, s, e = gap_rows[o1], gap_starts[o1], gap_ends[o2]
+    keep = e > s
+    return r[keep], s[keep], e[keep]
+
+
+def _components(rows, starts, ends, width: int, diagonal: bool) -> np.ndarray:
+    """Component label (smallest run index) of every run; 8- or 4-connectivity across rows."""
+    n = len(rows)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    stride = width + 2
+    s_key, e_key = rows * stride + starts, rows * stride + ends
+    slack = 1 if diagonal else 0
+    # The next row's runs overlapping run i (widened by one for diagonal steps) are a slice.
+    lo = np.searchsorted(e_key, (rows + 1) * stride + starts - slack, side="right")
+    hi = np.searchsorted(s_key, (rows + 1) * stride + ends + slack, side="left")
+    count = np.maximum(hi - lo, 0)
+    src = np.repeat(np.arange(n), count)
+    dst = np.repeat(lo - (np.cumsum(count) - count), count) + np.arange(int(count.sum()))
+    label = np.arange(n)
+    while True:  # hook larger roots under smaller ones, then compress paths fully
+        lu, lv = label[src], label[dst]
+        differ = lu != lv
+        if not differ.any():
+            return label
+        np.minimum.at(label, np.maximum(lu[differ], lv[differ]), np.minimum(lu[differ], lv[differ]))
+        while True:
+            jumped = label[label]
+            if np.array_equal(jumped, label):
+                break
+            label = jumped
+
+
+def _paint(rows, starts, ends, shape: tuple[int, int]) -> np.ndarray:
+    """Bool mask with the given runs set (inverse of :func:`_runs`)."""
+    mask = np.zeros(shape, bool)
+    lengths = ends - starts
+    cols = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths - starts, lengths)
+    mask[np.repeat(rows, lengths), cols] = True
+    return mask
+
+
+def _outer_border(outside: np.ndarray, rows, starts, ends, label_index, n_labels: int) -> np.ndarray:
+    """Per region: pixels 4-adjacent to the outside background (``outside`` is framed)."""
+    touch = outside[:-2, 1:-1] | outside[2:, 1:-1] | outside[1:-1, :-2] | outside[1:-1, 2:]
+    r, c = np.nonzero(touch & ~outside[1:-1, 1:-1])
+    stride = outside.shape[1] + 1
+    run = np.searchsorted(rows * stride + starts, (r + 1) * stride + (c + 1), side="right") - 1
+    return np.bincount(label_index[run], minlength=n_labels).astype(np.float64)
+
+
+def find_box(rgb: np.ndarray, cfg: CropConfig = CropConfig()) -> CropBox:
+    """Box of the region with the largest outer contour; whole image, ``fallback=True``, if none.
+
+    ``findContours(RETR_EXTERNAL)`` sees a skull ring and the brain inside its hole as one
+    contour enclosing both, so regions are the 8-connected components of the mask with its
+    holes filled. ``contourArea`` of the polygon through the border pixels' centres is, by
+    Pick's theorem, ``filled - B/2 - 1`` with B the outer-border pixels: regions are ranked by
+    filled pixel count and, only when a runner-up is within a factor 2, by that exact area.
+    """
+    h, w = rgb.shape[:2]
+    rows, starts, ends = _runs(brain_mask(rgb, cfg))
+    if len(rows) == 0:
+        return CropBox(0, 0, w, h, fallback=True)
+    # Framed coordinates (one background pixel around the image) so the outside is one region.
+    bg = _complement(rows + 1, starts + 1, ends + 1, h + 2, w + 2)
+    bg_label = _components(*bg, w + 2, diagonal=False)
+    out_sel = bg_label == bg_label[0]  # run 0 is the frame's top row
+    outside = tuple(a[out_sel] for a in bg)
+    filled = _complement(*outside, h + 2, w + 2)
+    label = _components(*filled, w + 2, diagonal=True)
+    ids, index = np.unique(label, return_inverse=True)
+    area = np.bincount(index, weights=filled[2] - filled[1])
+    if np.count_nonzero(area >= 0.5 * area.max()) > 1:
+        area = area - 0.5 * _outer_border(_paint(*outside, (h + 2, w + 2)), *filled, index, len(ids))
+    sel = index == int(np.argmax(area))
+    r, s, e = (a[sel] - 1 for a in filled)
+    return CropBox(int(s.min()), int(r.min()), int(e.max()), int(r.max()) + 1)
+
+
+def crop_image(rgb: np.ndarray, cfg: CropConfig = CropConfig()) -> tuple[np.ndarray, CropBox]:
+    """``(size x size x 3 uint8, box)`` for one decoded RGB image, like the training crop."""
+    box = find_box(rgb, cfg)
+    return crop_and_resize(rgb, box, cfg.size, cfg.resample), box
