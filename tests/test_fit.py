@@ -1,0 +1,67 @@
+"""Training loop: BatchNorm really frozen, checkpoints, kill-and-resume, config guard."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _driver(run_dir: Path, *args: str, crash: str | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    env.pop("CRASH_AT", None)
+    if crash:
+        env["CRASH_AT"] = crash
+    return subprocess.run([sys.executable, "-m", "tests.helpers.train_driver", str(run_dir), *args],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _history(run_dir: Path) -> list[dict]:
+    with open(run_dir / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_base_batchnorm_identical_in_training_and_inference_mode():
+    """Regression guard for the Keras 3 pitfall: with BN frozen, training=True changes nothing."""
+    from train.model import ModelConfig, base_of, build_model, set_base_trainable
+    from train.paths import imagenet_weights
+
+    # Real ImageNet statistics (the 224 no-top file loads at any input size), so batch
+    # statistics of 4 random images differ clearly from the moving ones.
+    model = build_model(ModelConfig(head="slim", input_size=64), weights=imagenet_weights())
+    set_base_trainable(model, True)
+    base = base_of(model)
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 64, 64, 3)).astype("float32")
+    assert np.allclose(base(x, training=True), base(x, training=False), atol=1e-6)
+    assert any(w.trainable for w in base.layers if w.weights)  # the convs do train
+    # And the guard can fail: an unfrozen BN layer behaves differently in training mode.
+    assert base.layers[2].name == "bn_Conv1"
+    base.layers[2].trainable = True
+    assert not np.allclose(base(x, training=True), base(x, training=False), atol=1e-4)
+
+
+def test_kill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
+    ref = tmp_path / "ref"
+    assert _driver(ref).returncode == 0
+    run = tmp_path / "run"
+    crashed = _driver(run, crash="2:2")  # killed at batch 2 of fine-tune epoch 2
+    assert crashed.returncode == -9, crashed.stderr[-2000:]
+    state = json.loads((run / "state.json").read_text())
+    assert (state["stage"], state["epoch"]) == ("finetune", 1)
+    assert (run / state["checkpoint"]).exists() and not (run / "model.keras").exists()
+    refused = _driver(run)  # without --resume an existing run is not overwritten
+    assert refused.returncode != 0 and "already holds a run" in refused.stderr
+    resumed = _driver(run, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    hist = _history(run)
+    assert [(r["stage"], int(r["epoch"])) for r in hist] == [(r["stage"], int(r["epoch"])) for r in _history(ref)]
+    assert [int(r["epoch"]) for r in hist if r["stage"] == "finetune"] == [1, 2, 3]
+    np.testing.assert_allclose(np.load(run / "final_weights.npy"), np.load(ref / "final_weights.npy"), atol=1e-5)
+    assert len(list(run.glob("checkpoint-*.keras"))) == 1  # older checkpoints are cleaned up
