@@ -1,0 +1,91 @@
+"""``python -m train.data {scan,split,crops,report}``: thin CLI over the library functions."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+import sys
+
+from train.paths import REPO_ROOT, data_root
+
+from .splits import PROTOCOLS
+
+SPLITS_DIR = REPO_ROOT / "splits"
+
+
+def manifest_name(protocol: str) -> Path:
+    return SPLITS_DIR / f"br35h-{protocol}.csv"
+
+
+def cmd_scan(a: argparse.Namespace) -> int:
+    from .scan import scan
+
+    result = scan(data_root(a.data), progress=True)
+    print(result.summary())
+    return 0 if result.ok else 1
+
+
+def cmd_split(a: argparse.Namespace) -> int:
+    from .dedup import dedup_folder
+    from .manifest import write_manifest
+    from .splits import Item, SplitConfig, counts, crossing_groups, leakage, split
+
+    protocols = PROTOCOLS if a.protocol == "all" else (a.protocol,)
+    if a.out and len(protocols) > 1:
+        sys.exit("--out needs a single --protocol")
+    result, dd, _ = dedup_folder(data_root(a.data), progress=True)
+    if not result.ok:
+        print(result.summary(), file=sys.stderr)
+        sys.exit("refusing to write split manifests over a dataset with problems (see above)")
+    group = dict(zip(dd.paths, dd.groups.tolist()))
+    items = [Item(r.path, r.sha256, r.label, group[r.path]) for r in result.labelled()]
+    for protocol in protocols:
+        rows = split(items, SplitConfig(protocol, a.seed))
+        out = write_manifest(rows, a.out or manifest_name(protocol))
+        print(f"{out}: {counts(rows)}; test images with a train twin: {leakage(rows)}; groups on two sides: {len(crossing_groups(rows))}")
+    return 0
+
+
+def cmd_crops(a: argparse.Namespace) -> int:
+    from .cache import entry_dir, load_crops
+
+    crops = load_crops(a.manifest, a.split, data_root=a.data)
+    print(f"{len(crops)} crops in {entry_dir(a.manifest)} ({int(crops.fallback.sum())} without a brain region)")
+    return 0
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from .report import write_report
+
+    report = write_report(data_root(a.data), Path(a.out), seed=a.seed)
+    return 0 if report["integrity"]["ok"] else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m train.data", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("scan", help="decode every image and verify SHA256SUMS")
+    s.add_argument("--data", help="BR35H folder (default: $BR35H_DATA or ../shared/data/br35h)")
+    s.set_defaults(fn=cmd_scan)
+    s = sub.add_parser("split", help="write split manifests (default: both protocols into splits/)")
+    s.add_argument("--data")
+    s.add_argument("--protocol", choices=(*PROTOCOLS, "all"), default="all")
+    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--out", help="manifest path (default: splits/br35h-<protocol>.csv)")
+    s.set_defaults(fn=cmd_split)
+    s = sub.add_parser("crops", help="build (warm) the crop cache of a manifest")
+    s.add_argument("--manifest", default=str(manifest_name("paper")))
+    s.add_argument("--split", choices=("train", "val", "test"))
+    s.add_argument("--data")
+    s.set_defaults(fn=cmd_crops)
+    s = sub.add_parser("report", help="data report: counts, sizes, integrity, duplicates, leakage")
+    s.add_argument("--data")
+    s.add_argument("--out", default=str(REPO_ROOT / "reports" / "data"))
+    s.add_argument("--seed", type=int, default=42)
+    s.set_defaults(fn=cmd_report)
+    a = p.parse_args(argv)
+    return a.fn(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
