@@ -1,0 +1,110 @@
+"""The runtime's API: ``Classifier(model).classify(path)`` -> :class:`Prediction`.
+
+One object holds the interpreter (threads fixed at construction) and the crop parameters;
+each call decodes, crops in numpy, runs the model and times every stage, so latency numbers
+from a device always say where the time went.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+import time
+
+import numpy as np
+
+from .config import LABELS, TUMOUR_INDEX, CropBox, CropConfig
+from .crop import crop_image
+from .default_model import default_model
+from .image_io import load_rgb
+from .interpreter import DEFAULT_THREADS, Backend, TFLiteModel
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Milliseconds per stage of one prediction."""
+
+    decode_ms: float
+    preprocess_ms: float
+    inference_ms: float
+
+    @property
+    def total_ms(self) -> float:
+        return self.decode_ms + self.preprocess_ms + self.inference_ms
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image's answer. ``score`` is the probability of a tumour (``LABELS[1]``).
+
+    ``box.fallback`` is True when no brain was found and the whole image was classified:
+    such an answer deserves a human look.
+    """
+
+    path: str | None
+    label: str
+    score: float
+    scores: tuple[float, float]
+    box: CropBox
+    timings: Timings = field(compare=False)
+
+    @property
+    def no_brain_found(self) -> bool:
+        return self.box.fallback
+
+    def to_record(self) -> dict:
+        """Flat JSON-ready dict: the CLI's JSONL/CSV row."""
+        return {
+            "path": self.path,
+            "label": self.label,
+            "score": round(self.score, 6),
+            "score_no": round(self.scores[0], 6),
+            "score_yes": round(self.scores[1], 6),
+            "box": list(self.box.as_tuple()),
+            "no_brain_found": self.box.fallback,
+            **{k: round(v, 3) for k, v in asdict(self.timings).items()},
+            "error": None,
+        }
+
+
+class Classifier:
+    """Brain-tumour classifier over a TFLite model (float, int8 or uint8 input/output).
+
+    Args:
+        model: ``.tflite`` path; ``None`` = the released model (see :mod:`.default_model`).
+        num_threads: interpreter threads, fixed for the object's life (recorded in ``info``).
+        crop: the preprocessing contract; must be the one the model was trained with.
+        backend: a specific :class:`~.interpreter.Backend`; default = first available.
+    """
+
+    def __init__(self, model: str | Path | None = None, num_threads: int = DEFAULT_THREADS,
+                 crop: CropConfig = CropConfig(), backend: Backend | None = None) -> None:
+        self.crop = crop
+        self.model = TFLiteModel(model if model is not None else default_model(), num_threads, backend, crop.size)
+
+    @property
+    def info(self) -> dict:
+        return {**self.model.describe(), "crop_fingerprint": self.crop.fingerprint()}
+
+    def classify_array(self, rgb: np.ndarray, path: str | None = None, decode_ms: float = 0.0) -> Prediction:
+        """Classify an already decoded ``H x W x 3`` uint8 RGB image."""
+        t0 = time.perf_counter()
+        image, box = crop_image(rgb, self.crop)
+        t1 = time.perf_counter()
+        scores = self.model.scores(image)
+        t2 = time.perf_counter()
+        s = (float(scores[0]), float(scores[1]))
+        return Prediction(
+            path=path,
+            label=LABELS[int(np.argmax(scores))],
+            score=s[TUMOUR_INDEX],
+            scores=s,
+            box=box,
+            timings=Timings(decode_ms, (t1 - t0) * 1e3, (t2 - t1) * 1e3),
+        )
+
+    def classify(self, path: str | Path) -> Prediction:
+        """Decode and classify one file; raises :class:`~.image_io.ImageDecodeError` on bad input."""
+        t0 = time.perf_counter()
+        rgb = load_rgb(path, self.crop.max_pixels)
+        return self.classify_array(rgb, str(path), (time.perf_counter() - t0) * 1e3)

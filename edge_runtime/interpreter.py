@@ -1,0 +1,148 @@
+"""The TFLite interpreter behind the runtime: which backend, how many threads, what the model expects.
+
+Backend order: ``ai-edge-litert`` (maintained; 64-bit ARM and x86 wheels), ``tflite-runtime``
+(frozen at 2.14 but the only wheel for 32-bit Raspberry Pi OS), then ``tensorflow.lite`` as a
+last resort on a desktop. Everything the model needs (input size and dtype, quantization
+scale / zero point of input and output) is read from the interpreter, never assumed, so float,
+int8 and uint8 exports of the same network all work through one code path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import importlib
+import importlib.metadata
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+#: (backend name, module holding ``Interpreter``, distribution for the version) in preference order.
+BACKENDS: tuple[tuple[str, str, str], ...] = (
+    ("ai-edge-litert", "ai_edge_litert.interpreter", "ai-edge-litert"),
+    ("tflite-runtime", "tflite_runtime.interpreter", "tflite-runtime"),
+    ("tensorflow", "tensorflow.lite", "tensorflow"),
+)
+#: XNNPACK runs single-threaded unless told at construction; 4 fits a Raspberry Pi 4/5.
+DEFAULT_THREADS = max(1, min(4, os.cpu_count() or 1))
+
+
+class ModelError(RuntimeError):
+    """The model file is missing, unreadable, or does not follow the runtime's contract."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A TFLite interpreter implementation found on this machine."""
+
+    name: str
+    version: str
+    interpreter_cls: Callable[..., Any]
+
+
+def find_backend(name: str | None = None) -> Backend:
+    """The first importable backend in :data:`BACKENDS` order, or exactly ``name`` if given."""
+    tried = []
+    for backend, module, dist in BACKENDS:
+        if name is not None and backend != name:
+            continue
+        try:
+            cls = importlib.import_module(module).Interpreter
+        except ImportError as exc:
+            tried.append(f"{backend} ({exc})")
+            continue
+        try:
+            version = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            version = "unknown"
+        return Backend(backend, version, cls)
+    if name is not None and not tried:
+        raise ValueError(f"unknown backend {name!r}; choose from {[b[0] for b in BACKENDS]}")
+    raise ImportError(
+        "no TFLite interpreter found; install one: pip install ai-edge-litert "
+        "(or tflite-runtime on 32-bit ARM). Tried: " + "; ".join(tried)
+    )
+
+
+@dataclass(frozen=True)
+class Quantization:
+    """Affine quantization of one tensor: ``real = scale * (q - zero_point)``; scale 0 = float."""
+
+    scale: float
+    zero_point: int
+
+    @property
+    def is_quantized(self) -> bool:
+        return self.scale != 0.0
+
+
+class TFLiteModel:
+    """One loaded ``.tflite`` with a fixed thread count; ``scores(image)`` runs it once.
+
+    The contract checked at load: one input of shape (1, size, size, 3), one output of 2 class
+    scores. A mismatch raises :class:`ModelError` before the first image is read.
+    """
+
+    def __init__(self, path: str | Path, num_threads: int = DEFAULT_THREADS, backend: Backend | None = None,
+                 size: int = 224) -> None:
+        if num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+        self.path = Path(path)
+        self.num_threads = num_threads
+        self.backend = backend or find_backend()
+        if not self.path.is_file():
+            raise ModelError(self.path, "model file not found")
+        try:
+            self._interp = self.backend.interpreter_cls(model_path=str(self.path), num_threads=num_threads)
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(self.path, f"not a valid TFLite model ({exc})") from exc
+        inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelError(self.path, f"expected 1 input and 1 output, got {len(inputs)} and {len(outputs)}")
+        self._in, self._out = inputs[0], outputs[0]
+        want = (1, size, size, 3)
+        if tuple(self._in["shape"]) != want:
+            raise ModelError(self.path, f"input shape {tuple(map(int, self._in['shape']))} does not match {want} (NHWC RGB)")
+        if int(np.prod(self._out["shape"])) != 2:
+            raise ModelError(self.path, f"output shape {tuple(map(int, self._out['shape']))} is not 2 class scores")
+        self.input_dtype = np.dtype(self._in["dtype"])
+        self.input_quant = Quantization(float(self._in["quantization"][0]), int(self._in["quantization"][1]))
+        self.output_quant = Quantization(float(self._out["quantization"][0]), int(self._out["quantization"][1]))
+        if self.input_dtype.kind in "iu" and not self.input_quant.is_quantized:
+            raise ModelError(self.path, f"integer input {self.input_dtype} without quantization parameters")
+
+    def _quantize(self, image: np.ndarray) -> np.ndarray:
+        """Raw 0..255 RGB into the input tensor's dtype and scale."""
+        x = image.astype(np.float32)[None]
+        if self.input_dtype.kind == "f":
+            return x.astype(self.input_dtype)
+        q = self.input_quant
+        info = np.iinfo(self.input_dtype)
+        return np.clip(np.round(x / q.scale + q.zero_point), info.min, info.max).astype(self.input_dtype)
+
+    def scores(self, image: np.ndarray) -> np.ndarray:
+        """Two float class scores for one ``size x size x 3`` uint8 RGB image."""
+        self._interp.set_tensor(self._in["index"], self._quantize(image))
+        self._interp.invoke()
+        raw = self._interp.get_tensor(self._out["index"]).reshape(-1)
+        q = self.output_quant
+        return (raw.astype(np.float32) - q.zero_point) * q.scale if q.is_quantized else raw.astype(np.float32)
+
+    def describe(self) -> dict:
+        """What goes next to every timing: model, backend, threads, tensor types."""
+        return {
+            "model": str(self.path),
+            "backend": self.backend.name,
+            "backend_version": self.backend.version,
+            "num_threads": self.num_threads,
+            "input_dtype": self.input_dtype.name,
+            "input_quantization": [self.input_quant.scale, self.input_quant.zero_point],
+            "output_quantization": [self.output_quant.scale, self.output_quant.zero_point],
+        }
