@@ -1,0 +1,66 @@
+"""``python -m convert --model runs/X/model.keras --manifest splits/br35h-paper.csv --out runs/X/convert``
+
+Exits 1 (naming artifact and numbers) when an artifact fails the gate, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+import shlex
+import sys
+
+from convert.config import BundleInfo, ConvertConfig, GateConfig, QuantizationConfig
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m convert", description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True, type=Path, help="trained Keras 3 .keras file")
+    p.add_argument("--manifest", required=True, type=Path, help="split manifest CSV (train -> calibration, test -> evaluation)")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--data", default=None, help="BR35H root (default: $BR35H_DATA or ../shared/data/br35h)")
+    p.add_argument("--tolerance", type=float, default=0.5, help="max accuracy drop vs Keras, points")
+    p.add_argument("--paper-tolerance", type=float, default=0.5, help="max shortfall vs the paper's 99.33%%, points")
+    p.add_argument("--paper-protocol", choices=("auto", "yes", "no"), default="auto",
+                   help="apply the paper bar; auto = manifest file name contains 'paper'")
+    p.add_argument("--calibration-size", type=int, default=300)
+    p.add_argument("--calibration-seed", type=int, default=0)
+    p.add_argument("--calibration-selection", choices=("random", "stratified", "groups"), default="stratified")
+    p.add_argument("--int8-io", choices=("uint8", "int8"), default="uint8")
+    p.add_argument("--denylist-node", action="append", default=[], help="keep this node float (repeatable)")
+    p.add_argument("--no-onnx-int8", action="store_true")
+    p.add_argument("--version", default=BundleInfo.version, help="model version written to metadata and bundle")
+    p.add_argument("--threads", type=int, default=None)
+    return p.parse_args(argv)
+
+
+def config_from(args: argparse.Namespace) -> ConvertConfig:
+    paper = {"yes": True, "no": False}.get(args.paper_protocol, "paper" in args.manifest.name)
+    return ConvertConfig(
+        quant=QuantizationConfig.for_int8(args.calibration_size, args.calibration_seed, args.calibration_selection,
+                                          args.int8_io, tuple(args.denylist_node)),
+        gate=GateConfig(tolerance=args.tolerance, paper_tolerance=args.paper_tolerance, paper_protocol=paper),
+        bundle=BundleInfo(version=args.version),
+        onnx_int8=not args.no_onnx_int8,
+        num_threads=args.threads,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    for flag, path in (("--model", args.model), ("--manifest", args.manifest)):
+        if not path.is_file():
+            print(f"error: {flag} {path}: no such file", file=sys.stderr)
+            return 2
+    from convert.pipeline import run
+
+    command = "python -m convert " + shlex.join(sys.argv[1:] if argv is None else argv)
+    result = run(args.model, args.manifest, args.out, config_from(args), data_root=args.data, command=command)
+    print(f"report: {result.out_dir / 'conversion_report.md'}; bundle: {result.out_dir / 'android.zip'}")
+    for line in result.failures:
+        print(f"GATE FAILED: {line}", file=sys.stderr)
+    return 1 if result.failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

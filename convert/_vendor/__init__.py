@@ -1,0 +1,1 @@
+"""Third-party generated code; see each file's header for origin and licence."""

@@ -1,0 +1,106 @@
+"""One frozen config per concern of the conversion stage: calibration/quantization and the gate."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+Selection = Literal["random", "stratified", "groups"]
+IoType = Literal["uint8", "int8"]
+
+#: The paper's test accuracy (BR35H, its own split): the bar on the paper protocol.
+PAPER_ACCURACY = 0.9933
+
+
+@dataclass(frozen=True)
+class QuantizationConfig:
+    """How the full-integer model is calibrated and which nodes (if any) stay float.
+
+    Attributes:
+        calibration_size: images of the **train** split fed to the converter's calibrator.
+        seed: makes the drawn file list reproducible (it is also written to calibration.txt).
+        selection: ``random`` over all train rows; ``stratified`` equal per class;
+            ``groups`` at most one image per near-duplicate group (BR35H is ~3x duplicated,
+            so a random draw covers fewer distinct scans than its size suggests).
+        io_type: integer type of the model's input/output tensors. ``uint8`` by default
+            because MediaPipe Tasks / the TFLite Task Library accept only uint8 or float32
+            image inputs; the calibrated uint8 input is then scale 1, zero point 0 = raw pixels.
+        denylisted_ops / denylisted_nodes: kept in float (selective quantization via the
+            quantization debugger); empty = every op integer, the shipped default.
+    """
+
+    calibration_size: int = 300
+    seed: int = 0
+    selection: Selection = "stratified"
+    io_type: IoType = "uint8"
+    denylisted_ops: tuple[str, ...] = ()
+    denylisted_nodes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.calibration_size < 1:
+            raise ValueError(f"calibration_size must be >= 1, got {self.calibration_size}")
+        if self.selection not in ("random", "stratified", "groups"):
+            raise ValueError(f"unknown selection {self.selection!r}")
+        if self.io_type not in ("uint8", "int8"):
+            raise ValueError(f"io_type must be uint8 or int8, got {self.io_type!r}")
+
+    @classmethod
+    def for_int8(cls, calibration_size: int = 300, seed: int = 0, selection: Selection = "stratified",
+                 io_type: IoType = "uint8", denylisted_nodes: tuple[str, ...] = ()) -> "QuantizationConfig":
+        return cls(calibration_size, seed, selection, io_type, (), tuple(denylisted_nodes))
+
+    @property
+    def selective(self) -> bool:
+        return bool(self.denylisted_ops or self.denylisted_nodes)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """When an artifact fails: accuracy more than ``tolerance`` points below the Keras model,
+    or (paper protocol only) below ``paper_accuracy`` minus ``paper_tolerance`` points."""
+
+    tolerance: float = 0.5  # percentage points
+    paper_tolerance: float = 0.5
+    paper_accuracy: float = PAPER_ACCURACY
+    paper_protocol: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class BundleInfo:
+    """What the Android bundle and the TFLite metadata say about the model."""
+
+    name: str = "BR35H brain-tumour classifier (MobileNetV2)"
+    version: str = "0.1.0"
+    author: str = "br35h-edge contributors"
+    licence: str = "Apache-2.0"
+    threshold: float = 0.5  # decision on P(yes)
+    description: str = (
+        "Binary brain-tumour classifier for axial MRI slices (BR35H). Input: the brain crop "
+        "(see model.json crop parameters) resized to the input size, RGB, raw pixel values 0..255; "
+        "scaling to [-1, 1] happens inside the model, so normalisation is mean 0, std 1. "
+        "Output: probabilities for the labels in labels.txt order. Research use, not a medical device."
+    )
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ConvertConfig:
+    """Everything ``python -m convert`` decides; written into the report verbatim."""
+
+    quant: QuantizationConfig = QuantizationConfig()
+    gate: GateConfig = GateConfig()
+    bundle: BundleInfo = BundleInfo()
+    onnx_int8: bool = True
+    num_threads: int | None = None  # runtimes' threads when evaluating; None = their default
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,127 @@
+"""One call: trained Keras model -> every artifact, each evaluated in its runtime, gated, reported, bundled."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+import tempfile
+import time
+from typing import Callable, Protocol
+
+import numpy as np
+
+from convert import android, calibration, metadata, onnx_export, report, tflite_export
+from convert.config import ConvertConfig
+from convert.evaluate import Metrics, score
+from convert.gate import gate_failures
+from convert.runtimes import keras_predict, open_artifact
+from edge_runtime.config import LABELS, CropConfig
+from train.data.manifest import read_manifest
+
+
+class Crops(Protocol):
+    """What ``train.data.cache.load_crops`` returns (only the fields used here)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    paths: list[str]
+
+
+Loader = Callable[..., Crops]
+
+
+def default_loader() -> Loader:
+    from train.data.cache import load_crops
+
+    return load_crops
+
+
+@dataclass(frozen=True)
+class Result:
+    report: dict
+    failures: list[str]
+    out_dir: Path
+
+
+def run(model, manifest: str | Path, out_dir: str | Path, cfg: ConvertConfig = ConvertConfig(),
+        data_root: str | Path | None = None, crop: CropConfig = CropConfig(), loader: Loader | None = None,
+        command: str = "", log: Callable[[str], None] = print) -> Result:
+    """Convert ``model`` (a Keras model or a ``.keras`` path) and evaluate on ``manifest``'s test split."""
+    import keras
+
+    loader = loader or default_loader()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model_path = str(model) if isinstance(model, (str, Path)) else getattr(model, "name", "in-memory model")
+    if isinstance(model, (str, Path)):
+        model = keras.saving.load_model(model, compile=False)
+
+    rows = read_manifest(manifest)
+    chosen = calibration.select_calibration(rows, cfg.quant)
+    calibration.write_calibration_list(chosen, out / "calibration.txt", cfg.quant)
+    train = loader(manifest, split="train", data_root=data_root, cfg=crop)
+    calib_x = calibration.pick_arrays(train.x, train.paths, chosen).astype(np.float32)
+    test = loader(manifest, split="test", data_root=data_root, cfg=crop)
+    test_x, test_y = test.x.astype(np.float32), np.asarray(test.y)
+    log(f"calibration: {len(calib_x)} train images; test: {len(test_x)} images")
+
+    ref = keras_predict(model, test_x)
+    keras_metrics = score(ref, test_y, ref)
+    log(f"keras: accuracy {100 * keras_metrics.accuracy:.2f}%")
+
+    files = _export_all(model, out, cfg, calib_x, log)
+    results: dict[str, dict] = {}
+    metrics: dict[str, Metrics] = {}
+    for name, path in files.items():
+        t = time.perf_counter()
+        probs = open_artifact(path, cfg.num_threads).predict(test_x)
+        metrics[name] = score(probs, test_y, ref)
+        results[name] = {"bytes": path.stat().st_size, "sha256": android.sha256(path), "metrics": metrics[name].to_dict(),
+                         "input": _input_info(path), "eval_seconds": round(time.perf_counter() - t, 2)}
+        log(f"{name}: accuracy {100 * metrics[name].accuracy:.2f}%, agreement {100 * metrics[name].agreement:.2f}%, "
+            f"max prob diff {metrics[name].max_prob_diff:.4f}, {path.stat().st_size / 1024:.0f} KiB")
+
+    failures = gate_failures(keras_metrics.accuracy, metrics, cfg.gate)
+    int8 = out / "model_int8.tflite"
+    android.write_bundle(out / "android", int8.read_bytes(), LABELS, cfg.bundle, crop, evaluation={
+        "manifest": str(manifest), "split": "test", "n": metrics[int8.name].n,
+        "accuracy": metrics[int8.name].accuracy, "agreement_with_keras": metrics[int8.name].agreement,
+        "keras_accuracy": keras_metrics.accuracy, "confusion": metrics[int8.name].confusion,
+        "gate_passed": not any(f.startswith(int8.name) for f in failures)})
+    rep = {
+        "model": model_path, "command": command, "machine": report.machine(), "manifest": str(manifest),
+        "config": cfg.to_dict(), "crop": crop.to_dict(), "tools": report.tool_versions(),
+        "keras": keras_metrics.to_dict(),
+        "keras_size": Path(model_path).stat().st_size if Path(model_path).is_file() else 0,
+        "calibration": {"n": len(chosen), "file": "calibration.txt", **{k: cfg.quant.to_dict()[k] for k in
+                                                                        ("selection", "seed", "io_type")}},
+        "artifacts": results, "gate_failures": failures,
+    }
+    report.write(rep, out)
+    return Result(rep, failures, out)
+
+
+def _export_all(model, out: Path, cfg: ConvertConfig, calib_x: np.ndarray, log) -> dict[str, Path]:
+    """Write every artifact; TFLite files carry the metadata (float ones too: MediaPipe takes them)."""
+    files: dict[str, Path] = {}
+    labels = metadata.labels_file(LABELS)
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = tflite_export.export_saved_model(model, Path(tmp) / "saved_model")
+        rep = calibration.representative_dataset(calib_x)
+        for variant in tflite_export.VARIANTS:
+            t = time.perf_counter()
+            flat = tflite_export.convert(saved, variant, rep if variant == "int8" else None, cfg.quant)
+            path = out / f"model_{variant}.tflite"
+            path.write_bytes(metadata.embed(flat, metadata.build_metadata(cfg.bundle), {metadata.LABELS_FILE: labels}))
+            files[path.name] = path
+            log(f"{path.name}: converted in {time.perf_counter() - t:.1f}s")
+    files["model.onnx"] = onnx_export.export_onnx(model, out / "model.onnx")
+    if cfg.onnx_int8:
+        files["model_int8.onnx"] = onnx_export.quantize_onnx_int8(out / "model.onnx", out / "model_int8.onnx", calib_x)
+    return files
+
+
+def _input_info(path: Path) -> dict:
+    if path.suffix == ".tflite":
+        return android.tensor_spec(path.read_bytes())["input"]
+    return {"dtype": "float32", "quantization": None}

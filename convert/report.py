@@ -1,0 +1,76 @@
+"""The conversion report: JSON for machines, Markdown for people, same numbers."""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+import platform
+
+TOOLS = ("tensorflow", "keras", "ai-edge-litert", "onnx", "onnxruntime", "tf2onnx", "flatbuffers", "numpy")
+
+
+def tool_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in TOOLS:
+        try:
+            out[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def machine() -> str:
+    """CPU model and core count (numbers in the report are only comparable on the same machine)."""
+    import os
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}"
+
+
+def write(report: dict, out_dir: str | Path, stem: str = "conversion_report") -> tuple[Path, Path]:
+    out_dir = Path(out_dir)
+    js, md = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
+    js.write_text(json.dumps(report, indent=2) + "\n")
+    md.write_text(markdown(report))
+    return js, md
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.2f}"
+
+
+def markdown(r: dict) -> str:
+    k = r["keras"]
+    lines = [
+        f"# Conversion report: `{r['model']}`", "",
+        f"Command: `{r['command']}`  ",
+        f"Machine: {r['machine']}  ",
+        f"Manifest: `{r['manifest']}` (test split: {k['n']} images; paper protocol: {r['config']['gate']['paper_protocol']})  ",
+        f"Gate: **{'PASS' if not r['gate_failures'] else 'FAIL'}** (tolerance {r['config']['gate']['tolerance']} points vs Keras)",
+        "",
+        "| artifact | size (KiB) | accuracy % | agreement with Keras % | max prob diff | confusion [[TN, FP], [FN, TP]] | input |",
+        "|---|---:|---:|---:|---:|---|---|",
+        f"| Keras (`{Path(r['model']).name}`) | {r['keras_size'] / 1024:.0f} | {_pct(k['accuracy'])} | 100.00 | 0 | {k['confusion']} | float32 |",
+    ]
+    for name, a in r["artifacts"].items():
+        m = a["metrics"]
+        q = a["input"]
+        qs = q["dtype"] + (f" (scale {q['quantization']['scale']:.4g}, zp {q['quantization']['zero_point']})"
+                           if q.get("quantization") else "")
+        lines.append(f"| `{name}` | {a['bytes'] / 1024:.0f} | {_pct(m['accuracy'])} | {_pct(m['agreement'])} | "
+                     f"{m['max_prob_diff']:.4f} | {m['confusion']} | {qs} |")
+    cal = r["calibration"]
+    lines += ["", f"int8 calibration: {cal['n']} **train** images, selection `{cal['selection']}`, seed {cal['seed']}, "
+              f"io `{cal['io_type']}`; list in `{cal['file']}`.", ""]
+    if r["gate_failures"]:
+        lines += ["## Gate failures", ""] + [f"- {f}" for f in r["gate_failures"]] + [""]
+    lines += ["## Tool versions", ""] + [f"- {n}: {v}" for n, v in r["tools"].items()] + [""]
+    return "\n".join(lines)

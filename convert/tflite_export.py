@@ -1,0 +1,79 @@
+"""Keras 3 model -> SavedModel -> TFLite variants (the path that works with Keras 3:
+``model.export`` then ``TFLiteConverter.from_saved_model``; ``from_keras_model`` does not).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Literal
+
+import numpy as np
+
+from convert.config import QuantizationConfig
+
+Variant = Literal["fp32", "fp16", "dynamic", "int8"]
+VARIANTS: tuple[Variant, ...] = ("fp32", "fp16", "dynamic", "int8")
+
+
+def export_saved_model(model, path: str | Path) -> Path:
+    """Inference-mode SavedModel with a ``serve`` signature (batch dimension left dynamic)."""
+    path = Path(path)
+    model.export(str(path), format="tf_saved_model", verbose=False)
+    return path
+
+
+def make_converter(saved_model: str | Path, variant: Variant, representative: Callable | None = None,
+                   qcfg: QuantizationConfig = QuantizationConfig()):
+    """A configured ``TFLiteConverter`` (also what the quantization debugger needs)."""
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    if variant == "fp32":
+        return conv
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    if variant == "fp16":
+        conv.target_spec.supported_types = [tf.float16]
+    elif variant == "int8":
+        if representative is None:
+            raise ValueError("int8 conversion needs a representative dataset (train-split calibration images)")
+        conv.representative_dataset = representative
+        io = {"uint8": tf.uint8, "int8": tf.int8}[qcfg.io_type]
+        conv.inference_input_type = io
+        conv.inference_output_type = io
+        if qcfg.selective:  # denylisted ops run in float between (de)quantize ops
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+        else:
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    elif variant != "dynamic":
+        raise ValueError(f"unknown TFLite variant {variant!r}; choose from {VARIANTS}")
+    return conv
+
+
+def convert(saved_model: str | Path, variant: Variant, representative: Callable | None = None,
+            qcfg: QuantizationConfig = QuantizationConfig()) -> bytes:
+    """Serialized ``.tflite`` for one variant; int8 honours ``qcfg``'s denylists via the debugger."""
+    conv = make_converter(saved_model, variant, representative, qcfg)
+    if variant == "int8" and qcfg.selective:
+        return selective_int8(conv, representative, qcfg)
+    return conv.convert()
+
+
+def selective_int8(conv, representative: Callable, qcfg: QuantizationConfig) -> bytes:
+    """Full-integer except the denylisted ops/nodes (float fallback inside, integer I/O kept)."""
+    import tensorflow as tf
+
+    opts = tf.lite.experimental.QuantizationDebugOptions(
+        denylisted_ops=list(qcfg.denylisted_ops) or None,
+        denylisted_nodes=list(qcfg.denylisted_nodes) or None,
+    )
+    dbg = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=representative, debug_options=opts)
+    return bytes(dbg.get_nondebug_quantized_model())
+
+
+def input_quantization(tflite: bytes) -> tuple[str, tuple[float, int] | None]:
+    """(dtype name, (scale, zero_point) or None) of the first input; used by reports and the bundle."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    d = Interpreter(model_content=tflite).get_input_details()[0]
+    scale, zp = d["quantization"]
+    return np.dtype(d["dtype"]).name, ((float(scale), int(zp)) if scale else None)
