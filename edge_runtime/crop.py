@@ -56,8 +56,12 @@ def gaussian_blur(gray: np.ndarray, k: int, sigma: float) -> np.ndarray:
     dtype = np.uint16 if 255 * norm + norm // 2 < 2**16 else np.int64  # k=5: 255 * 256 + 128 fits
     h, w = gray.shape
     # numpy's "reflect" is BORDER_REFLECT_101; a 1-pixel axis has nothing to reflect.
-    mode = "reflect" if min(h, w) > 1 else "edge"
-    padded = np.pad(gray, k // 2, mode=mode).astype(dtype)
+    padded = gray
+    for axis, n in enumerate((h, w)):
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (k // 2, k // 2)
+        padded = np.pad(padded, pad, mode="reflect" if n > 1 else "edge")
+    padded = padded.astype(dtype)
     rows = padded[:, :w] * dtype(taps[0])
     for i in range(1, k):
         rows += padded[:, i : i + w] * dtype(taps[i])
