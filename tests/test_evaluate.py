@@ -14,7 +14,7 @@ import pytest
 from train.evaluate import evaluate_split, predict_probs, write_predictions_csv
 from train.figures import Examples, read_history, select_examples
 from train.metrics import compute_metrics
-from train.report import machine_info, write_run_report
+from train.report import cpu_model, machine_info, write_run_report
 
 
 class BrightnessModel:
@@ -133,3 +133,11 @@ def test_read_history_parses_numbers_and_missing(tmp_path):
 def test_machine_info_names_cpu_and_libraries():
     info = machine_info()
     assert info["cpu"] and info["cores"] >= 1 and info["libraries"]["numpy"] == np.__version__
+
+
+def test_cpu_model_prefers_model_name_then_board():
+    x86 = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel\t\t: 17\nmodel name\t: AMD EPYC 9654\n"
+    pi = "processor\t: 0\nBogoMIPS\t: 108.00\nCPU part\t: 0xd08\n\nModel\t\t: Raspberry Pi 4 Model B Rev 1.4\n"
+    assert cpu_model(x86) == "AMD EPYC 9654"
+    assert cpu_model(pi) == "Raspberry Pi 4 Model B Rev 1.4"
+    assert cpu_model("") is None

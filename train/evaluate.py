@@ -3,7 +3,8 @@
 ``python -m train.evaluate --run runs/X [--manifest M] [--split test]`` loads
 ``runs/X/model.keras``, predicts the split's crops, and writes ``predictions.csv`` (one row per
 image, so every number in the report can be recomputed and every error looked at),
-``report.json``, ``report.md`` and ``figures/`` into an evaluation folder of the run.
+``report.json``, ``report.md`` and ``figures/`` into the run folder (other splits than test:
+into ``eval-<split>/`` beside them).
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ def evaluate_run(run_dir: str | Path, manifest_path: str | Path | None = None, s
 
     ``model``/``images`` let the training loop pass what it holds in memory; otherwise they are
     loaded from ``run_dir/model.keras`` and the manifest's crop cache. The manifest defaults to
-    the one named in ``run_dir/config.json``. Output goes to ``run_dir/eval-<split>/``.
+    the one named in ``run_dir/config.json``. The test split is *the* run report and goes into
+    ``run_dir`` itself; any other split into ``run_dir/eval-<split>/`` so it never overwrites it.
     """
     from train.figures import Examples, select_examples
     from train.gradcam import gradcam
@@ -117,7 +119,7 @@ def evaluate_run(run_dir: str | Path, manifest_path: str | Path | None = None, s
 
         images = load_crops(manifest_path, split, data_root=data_root)
     result = evaluate_split(model, images, split)
-    out = run_dir / f"eval-{split}"
+    out = run_dir if split == "test" else run_dir / f"eval-{split}"
     write_predictions_csv(result, out / "predictions.csv")
     chosen = select_examples(result.rows, n_correct=n_examples, n_wrong=n_examples)
     examples = None

@@ -39,16 +39,23 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def cpu_model(cpuinfo: str) -> str | None:
+    """The CPU (x86: ``model name``) or board (Raspberry Pi, Jetson: ``Model``/``Hardware``)."""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    return fields.get("model name") or fields.get("Model") or fields.get("Hardware")
+
+
 def machine_info() -> dict:
     """CPU model, cores, RAM, OS, Python and library versions of *this* machine."""
-    cpu = platform.processor() or platform.machine()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware", "model\t")):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        cpu = cpu_model(Path("/proc/cpuinfo").read_text())
     except OSError:
-        pass
+        cpu = None
+    cpu = cpu or platform.processor() or platform.machine()
     ram_gib = None
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -74,7 +81,7 @@ def machine_info() -> dict:
 def _manifest_info(manifest_path) -> dict:
     from train.data.manifest import manifest_digest, read_manifest
 
-    info = {"path": str(manifest_path)}
+    info = {"path": None if manifest_path is None else str(manifest_path)}
     if manifest_path is not None and Path(manifest_path).is_file():
         info["digest"] = manifest_digest(read_manifest(manifest_path))
     return info
@@ -185,7 +192,7 @@ def render_markdown(r: dict) -> str:
         "",
         "| | |",
         "|---|---|",
-        f"| manifest | `{r['manifest']['path']}` (digest `{r['manifest'].get('digest', 'n/a')}`) |",
+        f"| manifest | `{r['manifest']['path'] or 'n/a'}` (digest `{r['manifest'].get('digest', 'n/a')}`) |",
         f"| weights | `{w.get('path', 'n/a')}` (sha256 `{w.get('sha256', 'n/a')}`) |",
         f"| preset | {r['preset'] or 'n/a'} |",
         f"| training | {training.get('epochs', 'n/a')} epochs, {training.get('seconds', 'n/a')} s |",
