@@ -229,13 +229,14 @@ def _strategy(cfg: TrainConfig):
 
 
 def train_model(cfg: TrainConfig, train: ArraySet, val: ArraySet, run_dir: str | Path,
-                weights: str | None = "imagenet", resume: bool = False, callbacks=()):
+                weights: str | None = "imagenet", resume: bool = False, callbacks=(), meta: dict | None = None):
     """Run (or resume) both stages in ``run_dir``; returns the trained Keras model.
 
     Writes ``config.json``, ``state.json``, ``history.csv`` and, at the end, ``model.keras``
     (inference model without optimizer state). ``resume=False`` on a folder that already
     holds a run is refused rather than silently overwritten. ``callbacks`` are Keras callbacks
-    passed to every live-image epoch (e.g. TensorBoard).
+    passed to every live-image epoch (e.g. TensorBoard). ``meta`` (manifest, preset, ...) is
+    stored beside the config in ``config.json`` for the evaluation report.
     """
     import keras
 
@@ -250,7 +251,8 @@ def train_model(cfg: TrainConfig, train: ArraySet, val: ArraySet, run_dir: str |
         saved = json.loads(cfg_path.read_text())["train"]
         if saved != json.loads(json.dumps(cfg.to_dict())):
             raise ValueError(f"{cfg_path}: the run was started with another config; resume with the same one")
-    _atomic_write_text(cfg_path, json.dumps({"train": cfg.to_dict(), "weights": str(weights)}, indent=1))
+    blob = {"train": cfg.to_dict(), "weights": str(weights), "preset": cfg.preset, **(meta or {})}
+    _atomic_write_text(cfg_path, json.dumps(blob, indent=1))
 
     strategy = _strategy(cfg)
     with strategy.scope():

@@ -1,0 +1,68 @@
+"""``python -m train``: train a preset on a manifest, then evaluate on its test split.
+
+    python -m train --manifest splits/br35h-paper.csv --preset cpu --run runs/cpu-paper
+    python -m train ... --resume          # continue an interrupted run where it stopped
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+import sys
+import time
+
+from .model import ModelConfig
+from .paths import DataNotFoundError, imagenet_weights
+from .presets import PRESETS, get_preset
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--manifest", required=True, help="split manifest CSV (splits/br35h-paper.csv, ...)")
+    p.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
+    p.add_argument("--run", required=True, help="run folder (checkpoints, history, model, report)")
+    p.add_argument("--head", choices=["paper", "slim"], help="override the preset's head")
+    p.add_argument("--finetune-epochs", type=int, help="override the preset's fine-tuning epochs")
+    p.add_argument("--seed", type=int, help="override the preset's seed")
+    p.add_argument("--distribute", choices=["default", "mirrored"], help="tf.distribute strategy")
+    p.add_argument("--data", help="BR35H folder (default: $BR35H_DATA or ../shared/data/br35h)")
+    p.add_argument("--weights", help="ImageNet MobileNetV2 no-top .h5 (default: Keras' 'imagenet')")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run")
+    p.add_argument("--no-eval", action="store_true", help="skip the test-split evaluation and report")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    overrides = {}
+    if args.head:
+        overrides["model"] = ModelConfig(head=args.head)
+    for name in ("finetune_epochs", "seed", "distribute"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
+    cfg = get_preset(args.preset, **overrides)
+
+    from .data.cache import load_crops
+    from .fit import train_model
+
+    try:
+        train = load_crops(args.manifest, "train", data_root=args.data)
+        val = load_crops(args.manifest, "val", data_root=args.data)
+    except DataNotFoundError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(f"{args.manifest}: {len(train)} train / {len(val)} val crops; preset {cfg.preset}, head {cfg.model.head}")
+    t0 = time.time()
+    meta = {"manifest": str(args.manifest), "data": str(args.data or "")}
+    model = train_model(cfg, train, val, args.run, weights=imagenet_weights(args.weights), resume=args.resume, meta=meta)
+    print(f"training finished in {time.time() - t0:.0f}s (this invocation); model at {Path(args.run) / 'model.keras'}")
+    if not args.no_eval:
+        from .evaluate import evaluate_run
+
+        report = evaluate_run(args.run, args.manifest, "test", model=model, data_root=args.data)
+        print(f"report: {report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
