@@ -1,10 +1,19 @@
 """Slim BR35H tumour classifier for edge devices: numpy + Pillow + a TFLite interpreter.
 
 Never imports TensorFlow, OpenCV, ``train`` or ``convert`` (tests/test_edge_isolation.py).
+
+    from edge_runtime import Classifier
+    pred = Classifier("br35h-mobilenetv2-int8.tflite", num_threads=4).classify("scan.jpg")
+    pred.label, pred.score, pred.box, pred.timings
 """
 
+from .classifier import Classifier, Prediction, Timings
 from .config import LABELS, TUMOUR_INDEX, CropBox, CropConfig
 from .image_io import ImageDecodeError, crop_and_resize, load_rgb
+from .interpreter import ModelError
 
-__all__ = ["LABELS", "TUMOUR_INDEX", "CropBox", "CropConfig", "ImageDecodeError", "crop_and_resize", "load_rgb"]
+__all__ = [
+    "LABELS", "TUMOUR_INDEX", "Classifier", "CropBox", "CropConfig", "ImageDecodeError", "ModelError",
+    "Prediction", "Timings", "crop_and_resize", "load_rgb",
+]
 __version__ = "0.1.0"
