@@ -1,0 +1,74 @@
+"""Property tests: random arrays into the crop, random bytes into the decoder.
+
+The only acceptable failure of the decoder is ImageDecodeError; the crop accepts any HxWx3
+uint8 array and returns a valid box, and its mask stays bit-exact to OpenCV's.
+"""
+
+import io
+
+import cv2
+from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis.extra.numpy import arrays
+import numpy as np
+from PIL import Image
+
+from edge_runtime import crop as npc
+from edge_runtime.config import CropConfig
+from edge_runtime.image_io import ImageDecodeError, load_rgb
+from train.data import crop_cv
+
+CFG = CropConfig(size=32)
+FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+images = st.tuples(st.integers(1, 48), st.integers(1, 48)).flatmap(
+    lambda hw: arrays(np.uint8, (*hw, 3), elements=st.sampled_from([0, 10, 40, 46, 90, 200, 255]))
+)
+
+
+@FAST
+@given(images)
+def test_crop_of_any_array_is_valid_and_mask_exact(rgb):
+    out, box = npc.crop_image(rgb, CFG)
+    h, w = rgb.shape[:2]
+    assert out.shape == (32, 32, 3) and out.dtype == np.uint8
+    assert 0 <= box.left < box.right <= w and 0 <= box.top < box.bottom <= h
+    mask = npc.brain_mask(rgb, CFG)
+    assert np.array_equal(mask, crop_cv.brain_mask(rgb, CFG) > 0)
+    assert box.fallback == (not mask.any())
+    if not box.fallback:  # the box always holds foreground on each of its edges
+        inner = mask[box.top : box.bottom, box.left : box.right]
+        assert inner[0].any() and inner[-1].any() and inner[:, 0].any() and inner[:, -1].any()
+
+
+@FAST
+@given(images)
+def test_box_is_one_of_opencvs_external_contours(rgb):
+    """Where regions tie or nearly tie, the picks may differ; the box must still be a region's."""
+    mask = (crop_cv.brain_mask(rgb, CFG) > 0).astype(np.uint8)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    boxes = {(x, y, x + w, y + h) for x, y, w, h in map(cv2.boundingRect, contours)}
+    box = npc.find_box(rgb, CFG)
+    assert box.as_tuple() in boxes or (box.fallback and not boxes)
+
+
+def _encoded(fmt: str) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((8, 8, 3), 120, np.uint8)).save(buf, fmt)
+    return buf.getvalue()
+
+
+HEADERS = [b"", _encoded("PNG")[:16], _encoded("JPEG")[:20], b"GIF89a", b"BM", b"II*\x00"]
+
+
+@FAST
+@given(st.sampled_from(HEADERS), st.binary(max_size=400), st.sampled_from(["PNG", "JPEG", "BMP", None]), st.integers(0, 400))
+def test_decoder_on_random_bytes_only_raises_documented_error(tmp_path, header, tail, fmt, cut):
+    data = header + tail if fmt is None else (_encoded(fmt)[:cut] + tail)
+    path = tmp_path / "fuzz.img"
+    path.write_bytes(data)
+    try:
+        rgb = load_rgb(path, max_pixels=1_000_000)
+    except ImageDecodeError as exc:
+        assert exc.path == str(path) and exc.reason
+        return
+    assert rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.size > 0
