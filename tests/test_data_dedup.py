@@ -13,7 +13,7 @@ def textured_mri(seed: int, size=(200, 170)) -> np.ndarray:
     """A brain-like ellipse filled with a random smooth texture: distinct seeds do not correlate."""
     rng = np.random.default_rng(seed)
     h, w = size
-    tex = np.asarray(Image.fromarray(rng.integers(40, 255, (6, 6), dtype=np.uint8)).resize((w, h), Image.Resampling.BICUBIC), float)
+    tex = np.asarray(Image.fromarray(rng.integers(0, 256, (10, 10), dtype=np.uint8)).resize((w, h), Image.Resampling.BICUBIC), float)
     yy, xx = np.mgrid[0:h, 0:w]
     inside = ((yy - h / 2) / (h * 0.4)) ** 2 + ((xx - w / 2) / (w * 0.33)) ** 2 <= 1
     gray = np.where(inside, tex, 0).astype(np.uint8)

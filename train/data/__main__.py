@@ -33,7 +33,7 @@ def cmd_split(a: argparse.Namespace) -> int:
     protocols = PROTOCOLS if a.protocol == "all" else (a.protocol,)
     if a.out and len(protocols) > 1:
         sys.exit("--out needs a single --protocol")
-    result, dd, _ = dedup_folder(data_root(a.data), progress=True)
+    result, dd = dedup_folder(data_root(a.data), progress=True)
     if not result.ok:
         print(result.summary(), file=sys.stderr)
         sys.exit("refusing to write split manifests over a dataset with problems (see above)")

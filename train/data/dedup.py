@@ -256,15 +256,13 @@ def find_groups(paths: Sequence[str], fps: Sequence[Fingerprint], sha256: Sequen
 
 
 def dedup_folder(root: str | Path, cfg: DedupConfig = DedupConfig(), progress: bool = False):
-    """Scan ``root`` (one decode per image) and group its labelled images.
+    """Scan the labelled images of ``root`` (one decode each) and group them.
 
-    Returns ``(ScanResult, DedupResult, fingerprints by path)``; the fingerprints include
-    ``pred/`` so a report can look for unlabelled twins of labelled images without decoding again.
+    Returns ``(ScanResult, DedupResult)``; the scan's issues say whether the groups can be trusted.
     """
     from .scan import scan
 
     fps: dict[str, Fingerprint] = {}
-    result = scan(root, on_image=lambda rec, rgb: fps.__setitem__(rec.path, fingerprint(rgb, cfg)), progress=progress)
+    result = scan(root, include_pred=False, on_image=lambda rec, rgb: fps.__setitem__(rec.path, fingerprint(rgb, cfg)), progress=progress)
     lab = result.labelled()
-    groups = find_groups([r.path for r in lab], [fps[r.path] for r in lab], [r.sha256 for r in lab], cfg)
-    return result, groups, fps
+    return result, find_groups([r.path for r in lab], [fps[r.path] for r in lab], [r.sha256 for r in lab], cfg)

@@ -100,7 +100,7 @@ def build_report(root: Path, seed: int = 42, progress: bool = True) -> tuple[dic
         "dataset": str(root),
         "machine": machine(),
         "class_counts": {k: by_folder.get(k, 0) for k in ("yes", "no", "pred")},
-        "image_sizes": size_stats(result.records),
+        "image_sizes": {**size_stats(lab), "distinct_sizes_incl_pred": len({(r.width, r.height) for r in result.records})},
         "colour_modes": dict(Counter(r.mode for r in result.records)),
         "integrity": {
             "ok": result.ok,
@@ -153,6 +153,8 @@ def duplicate_montage(root: Path, dd: DedupResult, readme: DedupResult, n_rows: 
     chosen = list(rng.choice(extra, min(n_rows // 2, len(extra)), replace=False)) if extra else []
     rest = [g for g in multi if g not in chosen]
     chosen += list(rng.choice(rest, min(n_rows - len(chosen), len(rest)), replace=False)) if rest else []
+    if not chosen:
+        return _grid([[(Image.new("RGB", (THUMB, THUMB), "white"), "")]], "No near-duplicate groups found")
     rows = []
     for g in chosen:
         paths = members[int(g)]
@@ -203,7 +205,7 @@ def to_markdown(r: dict) -> str:
         *[f"| {k} | {v} |" for k, v in r["class_counts"].items()],
         "",
         f"Colour modes as stored: {', '.join(f'{k}: {v}' for k, v in r['colour_modes'].items())}.  ",
-        f"Image sizes: {sz['distinct_sizes']} distinct; width {sz['width']['min']} / {sz['width']['median']:g} / "
+        f"Image sizes (labelled images): {sz['distinct_sizes']} distinct ({sz['distinct_sizes_incl_pred']} with pred/); width {sz['width']['min']} / {sz['width']['median']:g} / "
         f"{sz['width']['max']} and height {sz['height']['min']} / {sz['height']['median']:g} / {sz['height']['max']} (min / median / max).  ",
         "Most common sizes: " + ", ".join(f"{k} ({v})" for k, v in sz["top_sizes"].items()) + ".",
         "",
