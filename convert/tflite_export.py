@@ -54,20 +54,27 @@ def convert(saved_model: str | Path, variant: Variant, representative: Callable 
     """Serialized ``.tflite`` for one variant; int8 honours ``qcfg``'s denylists via the debugger."""
     conv = make_converter(saved_model, variant, representative, qcfg)
     if variant == "int8" and qcfg.selective:
-        return selective_int8(conv, representative, qcfg)
+        return selective_int8(conv, qcfg)
     return conv.convert()
 
 
-def selective_int8(conv, representative: Callable, qcfg: QuantizationConfig) -> bytes:
-    """Full-integer except the denylisted ops/nodes (float fallback inside, integer I/O kept)."""
-    import tensorflow as tf
+def selective_int8(conv, qcfg: QuantizationConfig) -> bytes:
+    """Full-integer except the denylisted ops/nodes, which run in float between (de)quantize ops.
 
-    opts = tf.lite.experimental.QuantizationDebugOptions(
-        denylisted_ops=list(qcfg.denylisted_ops) or None,
-        denylisted_nodes=list(qcfg.denylisted_nodes) or None,
-    )
-    dbg = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=representative, debug_options=opts)
-    return bytes(dbg.get_nondebug_quantized_model())
+    Same route as ``QuantizationDebugger.get_nondebug_quantized_model`` (calibrate, then
+    ``mlir_quantize`` with denylists), but that method drops the integer I/O types, so the
+    (private) quantizer is called directly and the I/O retyped as the converter itself does.
+    """
+    import tensorflow as tf
+    from tensorflow.lite.python import convert as tfl_convert, util
+
+    conv._experimental_calibrate_only = True  # noqa: SLF001 - the debugger's own switch
+    calibrated = conv.convert()
+    io = {"uint8": tf.uint8, "int8": tf.int8}[qcfg.io_type]
+    quantized = tfl_convert.mlir_quantize(
+        calibrated, fully_quantize=False,
+        denylisted_ops=list(qcfg.denylisted_ops) or None, denylisted_nodes=list(qcfg.denylisted_nodes) or None)
+    return bytes(util.modify_model_io_type(quantized, io, io))
 
 
 def input_quantization(tflite: bytes) -> tuple[str, tuple[float, int] | None]:

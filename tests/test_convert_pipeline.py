@@ -130,3 +130,21 @@ def test_missing_model_file_is_named(tmp_path, capsys):
 
     assert main(["--model", str(tmp_path / "nope.keras"), "--manifest", "x.csv", "--out", str(tmp_path)]) == 2
     assert "nope.keras" in capsys.readouterr().err
+
+
+def test_selective_int8_keeps_integer_io_and_runs_denylisted_ops_in_float(tmp_path):
+    """(Denylisting the first or last op would leave that end float: nothing to retype.)"""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from convert import calibration, tflite_export
+    from convert.config import QuantizationConfig
+
+    saved = tflite_export.export_saved_model(brightness_model(), tmp_path / "sm")
+    x = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)).astype(np.float32)
+    flat = tflite_export.convert(saved, "int8", calibration.representative_dataset(x),
+                                 QuantizationConfig(denylisted_ops=("MEAN",)))
+    it = Interpreter(model_content=flat)
+    assert it.get_input_details()[0]["dtype"] == np.uint8 and it.get_output_details()[0]["dtype"] == np.uint8
+    mean_ops = [op for op in it._get_ops_details() if op["op_name"] == "MEAN"]
+    assert mean_ops and all(it.get_tensor_details()[t]["dtype"] == np.float32
+                            for op in mean_ops for t in op["outputs"])
