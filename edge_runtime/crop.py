@@ -47,6 +47,18 @@ def _gaussian_taps(k: int, sigma: float) -> np.ndarray:
     return np.maximum(np.round(w / w.sum() * 256), 1).astype(np.int64)  # approximate beyond 7
 
 
+def _reflect101(n: int, r: int) -> np.ndarray:
+    """Source indices of ``[-r, n + r)`` under BORDER_REFLECT_101 (``dcb|abcd|cba``), any ``n``.
+
+    Fancy indexing with these is ~10x faster than ``np.pad(mode="reflect")`` on small images.
+    """
+    i = np.arange(-r, n + r)
+    if n == 1:
+        return np.zeros_like(i)
+    j = np.abs(i) % (2 * n - 2)
+    return np.where(j >= n, 2 * n - 2 - j, j)
+
+
 def gaussian_blur(gray: np.ndarray, k: int, sigma: float) -> np.ndarray:
     """Separable integer Gaussian with reflect-101 borders, rounded half up."""
     if k == 1:
@@ -55,13 +67,7 @@ def gaussian_blur(gray: np.ndarray, k: int, sigma: float) -> np.ndarray:
     norm = int(taps.sum()) ** 2
     dtype = np.uint16 if 255 * norm + norm // 2 < 2**16 else np.int64  # k=5: 255 * 256 + 128 fits
     h, w = gray.shape
-    # numpy's "reflect" is BORDER_REFLECT_101; a 1-pixel axis has nothing to reflect.
-    padded = gray
-    for axis, n in enumerate((h, w)):
-        pad = [(0, 0), (0, 0)]
-        pad[axis] = (k // 2, k // 2)
-        padded = np.pad(padded, pad, mode="reflect" if n > 1 else "edge")
-    padded = padded.astype(dtype)
+    padded = gray[_reflect101(h, k // 2)][:, _reflect101(w, k // 2)].astype(dtype)
     rows = padded[:, :w] * dtype(taps[0])
     for i in range(1, k):
         rows += padded[:, i : i + w] * dtype(taps[i])
@@ -75,19 +81,21 @@ def gaussian_blur(gray: np.ndarray, k: int, sigma: float) -> np.ndarray:
 
 
 def _box_filter(mask: np.ndarray, radius: int, erode: bool) -> np.ndarray:
-    """Square min (erode) or max (dilate) filter on a bool mask; outside pixels are ignored."""
-    if radius == 0:
-        return mask
+    """Square min (erode) or max (dilate) filter on a bool mask; outside pixels are ignored.
+
+    Shifted in-place AND/OR of overlapping slices: an out-of-image neighbour simply never
+    takes part, which is OpenCV's default morphology border.
+    """
     op = np.logical_and if erode else np.logical_or
-    h, w = mask.shape
-    p = np.pad(mask, ((0, 0), (radius, radius)), constant_values=erode)  # neutral element
-    out = p[:, :w].copy()
-    for i in range(1, 2 * radius + 1):
-        op(out, p[:, i : i + w], out=out)
-    p = np.pad(out, ((radius, radius), (0, 0)), constant_values=erode)
-    out = p[:h].copy()
-    for i in range(1, 2 * radius + 1):
-        op(out, p[i : i + h], out=out)
+    out = mask
+    for axis in (0, 1):
+        src, out = out, out.copy()
+        for d in range(1, radius + 1):
+            lo = [slice(None)] * 2
+            hi = [slice(None)] * 2
+            lo[axis], hi[axis] = slice(None, -d), slice(d, None)
+            op(out[tuple(lo)], src[tuple(hi)], out=out[tuple(lo)])
+            op(out[tuple(hi)], src[tuple(lo)], out=out[tuple(hi)])
     return out
 
 
@@ -108,10 +116,10 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     h, w = mask.shape
     padded = np.zeros((h, w + 2), np.int8)
     padded[:, 1:-1] = mask
-    d = np.diff(padded, axis=1)  # +1 at a run start, -1 one past its end
-    rows, starts = np.nonzero(d == 1)
-    _, ends = np.nonzero(d == -1)  # same raster order as the starts
-    return rows, starts, ends
+    d = np.diff(padded, axis=1)  # +1 at a run start, -1 one past its end: they alternate
+    edges = np.flatnonzero(d)
+    rows, starts = np.divmod(edges[0::2], w + 1)
+    return rows, starts, edges[1::2] % (w + 1)
 
 
 def _complement(rows, starts, ends, height: int, width: int):
