@@ -120,3 +120,13 @@ def test_watch_cli_once(capsys, folder, tmp_path):
     assert rc == 0 and len((tmp_path / "w.jsonl").read_text().splitlines()) == 2 and "a.jpg" in err
     rc, _, err = _run(capsys, "watch", str(tmp_path / "nope"), "-o", str(tmp_path / "w.jsonl"), "--model", MODEL)
     assert rc == 2 and "not a folder" in err
+
+
+def test_python_dash_m_runs_the_cli(folder):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "edge_runtime", "predict", "--model", MODEL, "--jsonl", str(folder / "a.jpg")],
+                          capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["path"] == str(folder / "a.jpg") and "ai-edge-litert" in proc.stderr
