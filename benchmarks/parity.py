@@ -49,12 +49,18 @@ class ParityConfig:
     model: Path | None = None
     threads: int = DEFAULT_THREADS
     limit: int | None = None  # first N images only (smoke runs); the report says so
+    repeat: int = 3  # timings are the best of this many runs per image
 
 
-def _timed(fn, *args):
-    t0 = time.perf_counter()
-    out = fn(*args)
-    return out, (time.perf_counter() - t0) * 1e3
+def _timed(fn, *args, repeat: int = 1):
+    """Result and the best of ``repeat`` wall times in ms (best-of filters scheduler stalls
+    on a shared machine; a 1 ms crop once took 2 s while a training job held both cores)."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn(*args)
+        best = min(best, (time.perf_counter() - t0) * 1e3)
+    return out, best
 
 
 def crop_parity(cfg: ParityConfig, crop: CropConfig) -> tuple[dict, dict[str, tuple[np.ndarray, np.ndarray]]]:
@@ -67,9 +73,9 @@ def crop_parity(cfg: ParityConfig, crop: CropConfig) -> tuple[dict, dict[str, tu
     for p in paths:
         rel = p.relative_to(cfg.data).as_posix()
         rgb = load_rgb(p, crop.max_pixels)
-        box_np, ms_np = _timed(np_crop.find_box, rgb, crop)
-        box_cv, ms_cv = _timed(crop_cv.find_box, rgb, crop)
-        img_np, ms_resize = _timed(crop_and_resize, rgb, box_np, crop.size, crop.resample)
+        box_np, ms_np = _timed(np_crop.find_box, rgb, crop, repeat=cfg.repeat)
+        box_cv, ms_cv = _timed(crop_cv.find_box, rgb, crop, repeat=cfg.repeat)
+        img_np, ms_resize = _timed(crop_and_resize, rgb, box_np, crop.size, crop.resample, repeat=cfg.repeat)
         img_cv = crop_and_resize(rgb, box_cv, crop.size, crop.resample)  # = crop_cv.crop_image
         t_np.append(ms_np)
         t_cv.append(ms_cv)
@@ -155,7 +161,8 @@ def markdown(rep: dict) -> str:
         f"| preprocessing median (box + resize), numpy / OpenCV | {c['preprocess_ms_median']['numpy']:.2f} / "
         f"{c['preprocess_ms_median']['opencv']:.2f} ms | |",
         "",
-        "Times are for an already decoded image, single thread, on a machine shared with a training job.",
+        f"Times: best of {rep['repeat']} runs per image, then median/p90/max over images; an already decoded",
+        "image, single thread, on a 2-core machine shared with a training job.",
         "",
     ]
     if c["differences"]:
@@ -193,8 +200,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", type=Path, help=".tflite model for the class-parity half")
     ap.add_argument("--threads", type=int, default=DEFAULT_THREADS)
     ap.add_argument("--limit", type=int, help="first N images only (smoke run)")
+    ap.add_argument("--repeat", type=int, default=3, help="time each image's crop this many times, keep the best")
     args = ap.parse_args(argv)
-    cfg = ParityConfig(data_root(args.data), args.out, args.manifest, args.model, args.threads, args.limit)
+    cfg = ParityConfig(data_root(args.data), args.out, args.manifest, args.model, args.threads, args.limit, args.repeat)
     crop = CropConfig()
     crop_rep, crops = crop_parity(cfg, crop)
     rep = {
@@ -202,6 +210,7 @@ def main(argv: list[str] | None = None) -> None:
         "machine": machine(),
         "crop_fingerprint": crop.fingerprint(),
         "limit": cfg.limit,
+        "repeat": cfg.repeat,
         "crop": crop_rep,
         "class": class_parity(cfg, crops) if cfg.model else None,
     }
