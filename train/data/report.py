@@ -110,6 +110,7 @@ def build_report(root: Path, seed: int = 42, progress: bool = True) -> tuple[dic
         },
         "duplicates": {
             "config": DedupConfig().to_dict(),
+            "readme_config": DedupConfig.readme_rule().to_dict(),
             "default_rule": dd.stats(labels),
             "readme_rule": readme.stats(labels),
             "pred_images_with_a_labelled_twin": int(pred_twins),
@@ -190,6 +191,7 @@ def crop_stages(root: Path, paths: list[str], cfg: CropConfig = CropConfig()) ->
 
 def to_markdown(r: dict) -> str:
     d, rd = r["duplicates"]["default_rule"], r["duplicates"]["readme_rule"]
+    uc, rc = r["duplicates"]["config"], r["duplicates"]["readme_config"]
     sz = r["image_sizes"]
     lines = [
         "# BR35H data report",
@@ -218,8 +220,8 @@ def to_markdown(r: dict) -> str:
         "",
         "| rule | groups | singletons | images in multi-image groups | largest group | groups mixing labels |",
         "|---|---|---|---|---|---|",
-        f"| README rule: raw pHash <= 4 bits, NCC >= 0.95 | {rd['groups']} | {rd['singleton_groups']} | {rd['images_in_multi_image_groups']} | {rd['largest_group']} | {rd['groups_mixing_labels']} |",
-        f"| **used**: all-pairs NCC >= 0.95 on raw, crop and mirrored views | {d['groups']} | {d['singleton_groups']} | {d['images_in_multi_image_groups']} | {d['largest_group']} | {d['groups_mixing_labels']} |",
+        f"| README rule: raw pHash <= {rc['max_hamming']} bits, NCC >= {rc['min_ncc']} | {rd['groups']} | {rd['singleton_groups']} | {rd['images_in_multi_image_groups']} | {rd['largest_group']} | {rd['groups_mixing_labels']} |",
+        f"| **used**: all-pairs NCC >= {uc['min_ncc']} on raw, crop and mirrored views | {d['groups']} | {d['singleton_groups']} | {d['images_in_multi_image_groups']} | {d['largest_group']} | {d['groups_mixing_labels']} |",
         "",
         f"Exact byte duplicates: {d['exact_duplicate_pairs']} pair(s). Confirmed pairs per view: "
         + ", ".join(f"{k} {v}" for k, v in d["confirmed_pairs_per_view"].items())
