@@ -1,0 +1,137 @@
+"""``python -m train.reproduce`` (``make reproduce``): BR35H -> trained model -> every artifact.
+
+Stages, each skipped when its output is already there and newer than its input, so a rerun
+reuses finished work and an interrupted run resumes (training itself resumes mid-stage):
+
+1. data      decode every image and verify ``SHA256SUMS`` (stops here, with where to put the
+             data, when BR35H is absent)
+2. train     the preset on the protocol's committed manifest (``splits/br35h-<protocol>.csv``)
+3. evaluate  test-split report with the paper's figures (written by the train stage)
+4. convert   TFLite fp32/fp16/dynamic/int8 + ONNX, each evaluated and gated, Android bundle
+5. summary   accuracy of each artifact with its interval, sizes, where the files are
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+import json
+from pathlib import Path
+import sys
+import time
+
+from .paths import REPO_ROOT, DataNotFoundError, data_root
+
+
+@dataclass(frozen=True)
+class ReproduceConfig:
+    protocol: str = "paper"
+    preset: str = "cpu"
+    runs_dir: Path = REPO_ROOT / "runs"
+    data: str | None = None
+    skip_convert: bool = False
+
+    @property
+    def manifest(self) -> Path:
+        return REPO_ROOT / "splits" / f"br35h-{self.protocol}.csv"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.runs_dir / f"{self.preset}-{self.protocol}"
+
+
+def _fresh(output: Path, *inputs: Path) -> bool:
+    """True when ``output`` exists and is newer than every existing input."""
+    return output.exists() and all(output.stat().st_mtime >= i.stat().st_mtime for i in inputs if i.exists())
+
+
+def stage_data(cfg: ReproduceConfig) -> None:
+    from .data.scan import scan
+
+    result = scan(data_root(cfg.data), progress=True)
+    print(f"[data] {result.summary()}")
+    if not result.ok:
+        raise SystemExit("[data] the dataset has problems (listed above); fix them before training")
+
+
+def stage_train(cfg: ReproduceConfig) -> None:
+    from . import __main__ as train_cli
+
+    model = cfg.run_dir / "model.keras"
+    if _fresh(cfg.run_dir / "report.json", model) and model.exists():
+        print(f"[train] {model} and its report exist; skipping")
+        return
+    args = ["--manifest", str(cfg.manifest), "--preset", cfg.preset, "--run", str(cfg.run_dir)]
+    if (cfg.run_dir / "state.json").exists():
+        args.append("--resume")
+    if cfg.data:
+        args += ["--data", cfg.data]
+    if train_cli.main(args) != 0:
+        raise SystemExit("[train] failed")
+
+
+def stage_convert(cfg: ReproduceConfig) -> list[str]:
+    from convert.__main__ import main as convert_main
+
+    out = cfg.run_dir / "convert"
+    if _fresh(out / "conversion_report.json", cfg.run_dir / "model.keras"):
+        print(f"[convert] {out} is up to date; skipping")
+        return json.loads((out / "conversion_report.json").read_text()).get("gate_failures", [])
+    args = ["--model", str(cfg.run_dir / "model.keras"), "--manifest", str(cfg.manifest), "--out", str(out)]
+    if cfg.data:
+        args += ["--data", cfg.data]
+    convert_main(args)
+    return json.loads((out / "conversion_report.json").read_text()).get("gate_failures", [])
+
+
+def summary(cfg: ReproduceConfig) -> str:
+    rep = json.loads((cfg.run_dir / "report.json").read_text())
+    lines = [f"== {cfg.preset} preset on the {cfg.protocol} protocol: {cfg.run_dir} =="]
+    m = rep.get("metrics", {})
+    if m:
+        ci = m.get("accuracy_ci95") or []
+        ci_txt = f" (95 % CI {100 * ci[0]:.2f}-{100 * ci[1]:.2f})" if len(ci) == 2 else ""
+        lines.append(f"keras     accuracy {100 * m['accuracy']:.2f}% ({m.get('correct')}/{m.get('n')}){ci_txt}")
+    conv = cfg.run_dir / "convert" / "conversion_report.json"
+    if conv.exists():
+        c = json.loads(conv.read_text())
+        for name, a in c["artifacts"].items():
+            am = a["metrics"]
+            lines.append(f"{name:<22} accuracy {100 * am['accuracy']:.2f}%  agreement {100 * am['agreement']:.2f}%  "
+                         f"{a['bytes'] / 1e6:.2f} MB")
+        lines.append(f"Android bundle: {cfg.run_dir / 'convert' / 'android.zip'}")
+    lines.append(f"reports: {cfg.run_dir / 'report.md'}" + (f", {cfg.run_dir / 'convert' / 'conversion_report.md'}"
+                                                           if conv.exists() else ""))
+    return "\n".join(lines)
+
+
+def run(cfg: ReproduceConfig) -> int:
+    t0 = time.time()
+    try:
+        stage_data(cfg)
+    except DataNotFoundError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    stage_train(cfg)
+    failures = [] if cfg.skip_convert else stage_convert(cfg)
+    print(summary(cfg))
+    print(f"wall time of this invocation: {time.time() - t0:.0f}s")
+    for f in failures:
+        print(f"GATE FAILED: {f}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m train.reproduce", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--protocol", choices=["paper", "grouped"], default="paper")
+    p.add_argument("--preset", default="cpu")
+    p.add_argument("--runs-dir", type=Path, default=ReproduceConfig.runs_dir)
+    p.add_argument("--data", help="BR35H folder (default: $BR35H_DATA or ../shared/data/br35h)")
+    p.add_argument("--skip-convert", action="store_true")
+    a = p.parse_args(argv)
+    return run(ReproduceConfig(a.protocol, a.preset, a.runs_dir, a.data, a.skip_convert))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
