@@ -236,7 +236,9 @@ def find_box(rgb: np.ndarray, cfg: CropConfig = CropConfig()) -> CropBox:
     area = np.bincount(index, weights=filled[2] - filled[1])
     if np.count_nonzero(area >= 0.5 * area.max()) > 1:
         area = area - 0.5 * _outer_border(_paint(*outside, (h + 2, w + 2)), *filled, index, len(ids))
-    sel = index == int(np.argmax(area))
+    # Exact ties go to the region met last in raster order, as ``findContours`` lists
+    # contours last-found first and ``max`` keeps the first maximum.
+    sel = index == len(area) - 1 - int(np.argmax(area[::-1]))
     r, s, e = (a[sel] - 1 for a in filled)
     return CropBox(int(s.min()), int(r.min()), int(e.max()), int(r.max()) + 1)
 

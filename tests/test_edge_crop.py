@@ -63,6 +63,12 @@ def test_box_matches_opencv(make):
     assert npc.find_box(rgb) == crop_cv.find_box(rgb)
 
 
+def test_exact_tie_goes_where_opencv_puts_it():
+    g = np.zeros((60, 80), np.uint8)
+    g[5:20, 5:20] = g[30:45, 50:65] = 200  # two identical squares
+    assert npc.find_box(_rgb(g)) == crop_cv.find_box(_rgb(g))
+
+
 def test_black_image_is_flagged_fallback_with_whole_image():
     out, box = npc.crop_image(np.zeros((50, 70, 3), np.uint8))
     assert box.fallback and box.as_tuple() == (0, 0, 70, 50)
