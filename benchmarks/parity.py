@@ -178,6 +178,7 @@ def markdown(rep: dict) -> str:
             f"Model: `{k['model']}` ({k['input_dtype']} input), backend {k['backend']} {k['backend_version']}, "
             f"{k['num_threads']} threads",
             "",
+            *([f"Note: {rep['note']}", ""] if rep.get("note") else []),
             "| measure | value | goal |",
             "|---|---|---|",
             f"| test images | {k['test_images']} | |",
@@ -199,6 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--manifest", type=Path, default=REPO / "splits" / "br35h-paper.csv")
     ap.add_argument("--model", type=Path, help=".tflite model for the class-parity half")
     ap.add_argument("--threads", type=int, default=DEFAULT_THREADS)
+    ap.add_argument("--note", default="", help="one line about the model, printed in the report")
     ap.add_argument("--limit", type=int, help="first N images only (smoke run)")
     ap.add_argument("--repeat", type=int, default=3, help="time each image's crop this many times, keep the best")
     args = ap.parse_args(argv)
@@ -213,6 +215,7 @@ def main(argv: list[str] | None = None) -> None:
         "repeat": cfg.repeat,
         "crop": crop_rep,
         "class": class_parity(cfg, crops) if cfg.model else None,
+        "note": args.note,
     }
     cfg.out.mkdir(parents=True, exist_ok=True)
     (cfg.out / "parity.json").write_text(json.dumps(rep, indent=2) + "\n")
