@@ -22,11 +22,12 @@ from .interpreter import DEFAULT_THREADS, Backend, TFLiteModel
 
 @dataclass(frozen=True)
 class Timings:
-    """Milliseconds per stage of one prediction."""
+    """Milliseconds per stage of one prediction, and the interpreter threads they ran with."""
 
     decode_ms: float
     preprocess_ms: float
     inference_ms: float
+    num_threads: int
 
     @property
     def total_ms(self) -> float:
@@ -62,7 +63,8 @@ class Prediction:
             "score_yes": round(self.scores[1], 6),
             "box": list(self.box.as_tuple()),
             "no_brain_found": self.box.fallback,
-            **{k: round(v, 3) for k, v in asdict(self.timings).items()},
+            **{k: round(v, 3) for k, v in asdict(self.timings).items() if k.endswith("_ms")},
+            "num_threads": self.timings.num_threads,
             "error": None,
         }
 
@@ -100,7 +102,7 @@ class Classifier:
             score=s[TUMOUR_INDEX],
             scores=s,
             box=box,
-            timings=Timings(decode_ms, (t1 - t0) * 1e3, (t2 - t1) * 1e3),
+            timings=Timings(decode_ms, (t1 - t0) * 1e3, (t2 - t1) * 1e3, self.model.num_threads),
         )
 
     def classify(self, path: str | Path) -> Prediction:

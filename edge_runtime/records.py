@@ -17,7 +17,7 @@ from .classifier import Classifier
 from .image_io import ImageDecodeError
 
 CSV_FIELDS = ("path", "label", "score", "score_no", "score_yes", "box", "no_brain_found",
-              "decode_ms", "preprocess_ms", "inference_ms", "error")
+              "decode_ms", "preprocess_ms", "inference_ms", "num_threads", "error")
 FORMATS = ("table", "jsonl", "csv")
 
 

@@ -37,6 +37,7 @@ def test_prediction_contract(kind, image_file):
     rec = pred.to_record()
     assert {"path", "label", "score", "error"} <= rec.keys() and rec["error"] is None
     assert clf.info["num_threads"] == 1 and clf.info["backend"] == "ai-edge-litert"
+    assert pred.timings.num_threads == 1 and rec["num_threads"] == 1
 
 
 def test_quantization_parameters_come_from_the_model():
