@@ -25,7 +25,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from edge_runtime.bench import BenchConfig, bench, machine  # noqa: E402
+from edge_runtime.bench import BenchConfig, bench  # noqa: E402
+from edge_runtime.machine import machine_info  # noqa: E402
 from edge_runtime.classifier import Classifier  # noqa: E402
 from edge_runtime.image_io import load_rgb  # noqa: E402
 
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{model.name} threads={t}: inference p50 {res['inference']['p50_ms']:.2f} ms", file=sys.stderr)
     rep = {
         "command": " ".join(["python", "benchmarks/edge_latency.py", *map(shlex.quote, sys.argv[1:] if argv is None else argv)]),
-        "machine": machine(),
+        "machine": machine_info(),
         "proxy": args.proxy,
         "results": results,
     }

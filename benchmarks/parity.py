@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from edge_runtime import crop as np_crop  # noqa: E402
-from edge_runtime.bench import machine  # noqa: E402
+from edge_runtime.machine import machine_info  # noqa: E402
 from edge_runtime.config import LABELS, CropConfig  # noqa: E402
 from edge_runtime.image_io import crop_and_resize, load_rgb  # noqa: E402
 from edge_runtime.interpreter import DEFAULT_THREADS, TFLiteModel  # noqa: E402
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     crop_rep, crops = crop_parity(cfg, crop)
     rep = {
         "command": " ".join(["python", "benchmarks/parity.py", *map(shlex.quote, sys.argv[1:] if argv is None else argv)]),
-        "machine": machine(),
+        "machine": machine_info(),
         "crop_fingerprint": crop.fingerprint(),
         "limit": cfg.limit,
         "repeat": cfg.repeat,

@@ -27,6 +27,7 @@ from convert import calibration, report, tflite_export
 from convert.config import QuantizationConfig
 from convert.evaluate import score
 from convert.runtimes import TFLiteModel, keras_predict
+from edge_runtime.machine import describe
 from train.data.manifest import read_manifest
 
 
@@ -106,7 +107,7 @@ def main(argv=None) -> int:
             results.append(r)
             print(f"{q.calibration_size:5d} {q.selection:10s} float={len(q.denylisted_nodes):2d}: acc {100 * r['accuracy']:.2f}% "
                   f"agree {100 * r['agreement']:.2f}% maxdiff {r['max_prob_diff']:.3f} ({r['seconds']}s)", flush=True)
-    out = {"model": str(args.model), "manifest": str(args.manifest), "machine": report.machine(),
+    out = {"model": str(args.model), "manifest": str(args.manifest), "machine": describe(),
            "keras_accuracy": keras_acc, "n_test": len(test_y), "worst_tensors": stats[:15], "candidates": results,
            "tools": report.tool_versions()}
     (args.out / "int8_debug.json").write_text(json.dumps(out, indent=2, default=str) + "\n")

@@ -16,6 +16,7 @@ from convert.evaluate import Metrics, score
 from convert.gate import gate_failures
 from convert.runtimes import keras_predict, open_artifact
 from edge_runtime.config import LABELS, CropConfig
+from edge_runtime.machine import describe
 from train.data.manifest import read_manifest
 
 
@@ -89,7 +90,7 @@ def run(model, manifest: str | Path, out_dir: str | Path, cfg: ConvertConfig = C
         "keras_accuracy": keras_metrics.accuracy, "confusion": metrics[int8.name].confusion,
         "gate_passed": not any(f.startswith(int8.name) for f in failures)})
     rep = {
-        "model": model_path, "command": command, "machine": report.machine(), "manifest": str(manifest),
+        "model": model_path, "command": command, "machine": describe(), "manifest": str(manifest),
         "config": cfg.to_dict(), "crop": crop.to_dict(), "tools": report.tool_versions(),
         "keras": keras_metrics.to_dict(),
         "keras_size": Path(model_path).stat().st_size if Path(model_path).is_file() else 0,

@@ -20,21 +20,6 @@ def tool_versions() -> dict[str, str]:
     return out
 
 
-def machine() -> str:
-    """CPU model and core count (numbers in the report are only comparable on the same machine)."""
-    import os
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}"
-
-
 def write(report: dict, out_dir: str | Path, stem: str = "conversion_report") -> tuple[Path, Path]:
     out_dir = Path(out_dir)
     js, md = out_dir / f"{stem}.json", out_dir / f"{stem}.md"

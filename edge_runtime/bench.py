@@ -9,7 +9,6 @@ cannot be compared.
 from __future__ import annotations
 
 from dataclasses import dataclass
-import platform
 import time
 from pathlib import Path
 from typing import Callable
@@ -19,6 +18,7 @@ import numpy as np
 from .classifier import Classifier
 from .crop import crop_image
 from .image_io import load_rgb
+from .machine import machine_info
 
 
 @dataclass(frozen=True)
@@ -49,23 +49,6 @@ def _time(fn: Callable[[], object], cfg: BenchConfig) -> np.ndarray:
     return out
 
 
-def machine() -> dict:
-    """CPU model (x86 ``model name``, Raspberry Pi ``Model``), arch, cores, OS: numpy-free."""
-    import os
-
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("model name", "Model"):
-                cpu = value.strip()
-                break
-    except OSError:
-        pass  # not Linux: platform.processor() stands
-    return {"cpu": cpu, "arch": platform.machine(), "cores": os.cpu_count(), "os": platform.platform(),
-            "python": platform.python_version()}
-
-
 def synthetic_slice(size: int = 512, seed: int = 0) -> np.ndarray:
     """An MRI-like bright ellipse with noise, for benchmarking without a real image."""
     rng = np.random.default_rng(seed)
@@ -89,5 +72,5 @@ def bench(classifier: Classifier, image: Path | None = None, cfg: BenchConfig = 
         "warmup": cfg.warmup,
         "inference": summarize(inf),
         "preprocess": summarize(pre),
-        "machine": machine(),
+        "machine": machine_info(),
     }

@@ -14,7 +14,8 @@ import pytest
 from train.evaluate import evaluate_split, predict_probs, write_predictions_csv
 from train.figures import Examples, read_history, select_examples
 from train.metrics import compute_metrics
-from train.report import cpu_model, machine_info, write_run_report
+from edge_runtime.machine import cpu_model
+from train.report import machine_info, write_run_report
 
 
 class BrightnessModel:

@@ -14,12 +14,11 @@ import hashlib
 from importlib import metadata
 import json
 import math
-import os
 from pathlib import Path
-import platform
 import sys
 from typing import TYPE_CHECKING
 
+from edge_runtime.machine import machine_info as base_machine_info
 from train import figures
 
 if TYPE_CHECKING:
@@ -39,31 +38,8 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def cpu_model(cpuinfo: str) -> str | None:
-    """The CPU (x86: ``model name``) or board (Raspberry Pi, Jetson: ``Model``/``Hardware``)."""
-    fields: dict[str, str] = {}
-    for line in cpuinfo.splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            fields.setdefault(key.strip(), value.strip())
-    return fields.get("model name") or fields.get("Model") or fields.get("Hardware")
-
-
 def machine_info() -> dict:
-    """CPU model, cores, RAM, OS, Python and library versions of *this* machine."""
-    try:
-        cpu = cpu_model(Path("/proc/cpuinfo").read_text())
-    except OSError:
-        cpu = None
-    cpu = cpu or platform.processor() or platform.machine()
-    ram_gib = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram_gib = round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    """``edge_runtime.machine.machine_info()`` plus library versions and visible GPUs."""
     versions = {}
     for lib in LIBRARIES:
         try:
@@ -73,9 +49,7 @@ def machine_info() -> dict:
     gpus = []
     if "tensorflow" in sys.modules:  # only ask TF when it is loaded anyway (import costs seconds)
         gpus = [d.name for d in sys.modules["tensorflow"].config.list_physical_devices("GPU")]
-    return {"cpu": cpu, "arch": platform.machine(), "cores": os.cpu_count(), "cores_usable": usable,
-            "ram_gib": ram_gib, "gpus": gpus, "os": platform.platform(), "python": platform.python_version(),
-            "libraries": versions}
+    return {**base_machine_info(), "gpus": gpus, "libraries": versions}
 
 
 def _manifest_info(manifest_path) -> dict:

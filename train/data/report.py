@@ -22,22 +22,14 @@ from PIL import Image, ImageDraw
 from edge_runtime.config import CropConfig
 from edge_runtime.image_io import load_rgb
 
+from edge_runtime.machine import describe
+
 from .dedup import DedupConfig, DedupResult, find_groups, fingerprint
 from .manifest import read_manifest
 from .scan import ImageRecord, natural_key, scan
 from .splits import PROTOCOLS, Item, SplitConfig, counts, crossing_groups, leakage, split
 
 THUMB = 120
-
-
-def machine() -> str:
-    """``lscpu`` model name and core count: timings mean nothing without it."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), "unknown CPU")
-    except (OSError, subprocess.CalledProcessError):
-        model = platform.processor() or "unknown CPU"
-    return f"{model}, {os.cpu_count()} logical cores, {platform.machine()}, Python {platform.python_version()}"
 
 
 def size_stats(records: list[ImageRecord], top: int = 8) -> dict:
@@ -98,7 +90,7 @@ def build_report(root: Path, seed: int = 42, progress: bool = True) -> tuple[dic
     by_folder = Counter(r.path.split("/", 1)[0] for r in result.records)
     report = {
         "dataset": str(root),
-        "machine": machine(),
+        "machine": describe(),
         "class_counts": {k: by_folder.get(k, 0) for k in ("yes", "no", "pred")},
         "image_sizes": {**size_stats(lab), "distinct_sizes_incl_pred": len({(r.width, r.height) for r in result.records})},
         "colour_modes": dict(Counter(r.mode for r in result.records)),
