@@ -33,3 +33,11 @@ splits: $(STAMP)
 
 clean:
 	rm -rf .cache runs .pytest_cache
+
+# The scoreboard (issue #6): latency + accuracy of every artifact -> reports/benchmarks/.
+#   make benchmark ARTIFACTS=runs/cpu-paper/convert KERAS=runs/cpu-paper/model.keras ARGS="--threads 1,4"
+ARTIFACTS ?= runs/cpu-paper/convert
+KERAS     ?= $(wildcard runs/cpu-paper/model.keras)
+.PHONY: benchmark
+benchmark: $(STAMP)
+	$(PY) -m benchmarks --artifacts $(ARTIFACTS) $(if $(KERAS),--keras $(KERAS)) $(ARGS)

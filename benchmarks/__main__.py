@@ -1,0 +1,63 @@
+"""``python -m benchmarks [--out reports/benchmarks] [--save-baseline | --compare] [suite options]``
+
+Runs the latency and accuracy suites (every other option goes to pytest, see
+``benchmarks/conftest.py``: --artifacts, --keras, --threads, --rounds, --tolerance, ...), measures
+the vector-unit floor, and writes the report. Exit status is pytest's: 1 when an accuracy
+assertion failed (the report is written anyway, so the failure is visible in it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+import shlex
+import sys
+
+import pytest
+
+from .artifacts import discover
+from .floor import floor
+from .report import write
+
+HERE = Path(__file__).resolve().parent
+
+
+def _floor_model(pytest_args: list[str]) -> Path | None:
+    """The int8 ``.tflite`` among ``--artifacts`` (default the conftest's), else any ``.tflite``."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--artifacts", type=Path, default=HERE.parent / "runs/cpu-paper/convert")
+    folder = p.parse_known_args(pytest_args)[0].artifacts
+    tflite = [a for a in discover(folder) if a.runtime == "litert"] if folder.is_dir() else []
+    return next((a.path for a in tflite if a.precision == "int8"), tflite[0].path if tflite else None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=HERE.parent / "reports/benchmarks")
+    ap.add_argument("--save-baseline", action="store_true", help="also store this run as the --benchmark-compare baseline")
+    ap.add_argument("--compare", action="store_true", help="compare against the stored baseline (pytest-benchmark table)")
+    ap.add_argument("--no-floor", action="store_true", help="skip compiling and running benchmarks/peak.c")
+    args, rest = ap.parse_known_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    storage = f"file://{(args.out / 'baseline').resolve()}"
+    cmd = [str(HERE / "test_latency.py"), str(HERE / "test_accuracy.py"), "-p", "no:cacheprovider", "-ra",
+           f"--rootdir={HERE.parent}", f"--benchmark-json={args.out / 'latency.json'}", "--benchmark-sort=name",
+           f"--benchmark-storage={storage}", f"--results={args.out}", *rest]
+    if args.save_baseline:
+        cmd.append("--benchmark-save=baseline")
+    if args.compare:
+        cmd.append("--benchmark-compare")
+    status = int(pytest.main(cmd))
+    model = _floor_model(rest)
+    if model is not None and not args.no_floor:
+        (args.out / "floor.json").write_text(json.dumps(floor(model), indent=2) + "\n")
+    loadavg = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"report: {write(args.out, 'python -m benchmarks ' + shlex.join(argv))} (load average at end: {loadavg})")
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
