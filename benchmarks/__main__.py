@@ -39,10 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=HERE.parent / "reports/benchmarks")
     ap.add_argument("--save-baseline", action="store_true", help="also store this run as the --benchmark-compare baseline")
     ap.add_argument("--compare", action="store_true", help="compare against the stored baseline (pytest-benchmark table)")
+    ap.add_argument("--baseline", type=Path, default=HERE.parent / "reports/benchmarks/baseline",
+                    help="pytest-benchmark storage for --save-baseline / --compare (the committed one by default)")
     ap.add_argument("--no-floor", action="store_true", help="skip compiling and running benchmarks/peak.c")
     args, rest = ap.parse_known_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    storage = f"file://{(args.out / 'baseline').resolve()}"
+    storage = f"file://{args.baseline.resolve()}"
     cmd = [str(HERE / "test_latency.py"), str(HERE / "test_accuracy.py"), "-p", "no:cacheprovider", "-ra",
            f"--rootdir={HERE.parent}", f"--benchmark-json={args.out / 'latency.json'}", "--benchmark-sort=name",
            f"--benchmark-storage={storage}", f"--results={args.out}", *rest]

@@ -2,6 +2,8 @@
 
     python -m benchmarks.report reports/benchmarks        # reads latency.json, accuracy.json, floor.json
 
+A hand-written ``notes.md`` in the folder (the explanations of surprising cases) is appended.
+
 Absolute times on a shared machine are noisy, so the report leads with ratios measured within
 one run: every case against LiteRT float32 at 1 thread (same stage), int8 against the vector-unit
 floor (:mod:`benchmarks.floor`), and end to end against inference alone.
@@ -167,8 +169,8 @@ def markdown(latency: dict | None, accuracy: dict | None, floor: dict | None, co
                   "and within the tolerance of the same runtime's float32 file. Device path: Pillow decode, numpy crop, the runtime. "
                   "The grouped split is reported only: `grouped_test_unseen` = its test images outside the paper split's train/val, "
                   "the images this model never trained on.", "",
-                  "| artifact | KiB | paper test % [CI] | vs float32 | agreement % | grouped test % [CI] | grouped unseen % [CI] (n) |",
-                  "|---|---:|---|---:|---:|---|---|"]
+                  "| artifact | KiB | paper test % [CI] | bar met | vs float32 | agreement % | grouped test % [CI] | grouped unseen % [CI] (n) |",
+                  "|---|---:|---|---|---:|---:|---|---|"]
         for rec in accuracy["records"]:
             sp = rec["splits"]
 
@@ -177,7 +179,10 @@ def markdown(latency: dict | None, accuracy: dict | None, floor: dict | None, co
                 return f"{s['accuracy']:.2f} [{s['ci95'][0]:.1f}, {s['ci95'][1]:.1f}]" + (f" ({s['n']})" if k.endswith("unseen") else "") if s else "-"
             ref = rec.get("float32_reference")
             d = f"{sp['paper_test']['accuracy'] - ref['accuracy']:+.2f}" if ref else "-"
-            lines.append(f"| {rec['artifact']} | {rec['size_kib']:.0f} | {cell('paper_test')} | {d} | {_f(ref and ref['agreement'])} | "
+            met = sp["paper_test"]["accuracy"] >= accuracy["expected_accuracy"] - accuracy["tolerance"] and (
+                ref is None or abs(sp["paper_test"]["accuracy"] - ref["accuracy"]) <= accuracy["tolerance"])
+            lines.append(f"| {rec['artifact']} | {rec['size_kib']:.0f} | {cell('paper_test')} | {'yes' if met else '**no**'} | {d} | "
+                         f"{_f(ref and ref['agreement'])} | "
                          f"{cell('grouped_test')} | {cell('grouped_test_unseen')} |")
         lines.append("")
     lines += ["Charts: `latency.png`, `accuracy_vs_size.png`. Raw: `latency.json` (pytest-benchmark, machine info), "
@@ -242,7 +247,9 @@ def write(folder: Path, command: str) -> Path:
     if latency is None and accuracy is None:
         raise FileNotFoundError(f"{folder}: neither latency.json nor accuracy.json; run python -m benchmarks first")
     md = folder / "README.md"
-    md.write_text(markdown(latency, accuracy, floor, command))
+    text = markdown(latency, accuracy, floor, command)
+    notes = folder / "notes.md"  # hand-written findings that explain surprising cases; kept across reruns
+    md.write_text(text + ("\n" + notes.read_text() if notes.is_file() else ""))
     charts(folder, latency, accuracy)
     return md
 
