@@ -65,3 +65,18 @@ def test_kill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     assert [int(r["epoch"]) for r in hist if r["stage"] == "finetune"] == [1, 2, 3]
     np.testing.assert_allclose(np.load(run / "final_weights.npy"), np.load(ref / "final_weights.npy"), atol=1e-5)
     assert len(list(run.glob("checkpoint-*.keras"))) == 1  # older checkpoints are cleaned up
+
+
+def test_finetune_schedule_warms_up_then_decays():
+    import keras
+
+    from train.fit import _compile
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    _compile(model, 3e-5, steps=100, warmup=10)
+    lr = model.optimizer.learning_rate  # evaluated at the optimizer's current iteration
+    sched = model.optimizer._learning_rate
+    assert float(sched(0)) == 0.0
+    assert abs(float(sched(10)) - 3e-5) < 1e-12
+    assert float(sched(55)) < 3e-5 and abs(float(sched(100)) - 0.05 * 3e-5) < 1e-9
+    assert float(lr) == 0.0

@@ -152,10 +152,15 @@ def _verbose() -> int:
     return 1 if sys.stdout.isatty() else 2
 
 
-def _compile(model, lr, steps: int | None = None):
+def _compile(model, lr, steps: int | None = None, warmup: int = 0):
+    """Adam + BCE; with ``steps``, a cosine decay to 5 % of ``lr`` after ``warmup`` linear steps."""
     import keras
 
-    schedule = lr if steps is None else keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps, alpha=0.05)
+    schedule = lr
+    if steps is not None:
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else lr, decay_steps=max(steps - warmup, 1), alpha=0.05,
+            warmup_target=lr if warmup else None, warmup_steps=warmup)
     model.compile(
         optimizer=keras.optimizers.Adam(schedule),
         # Binary cross-entropy on a one-hot 2-way softmax, as the paper states; it equals
@@ -280,8 +285,10 @@ def train_model(cfg: TrainConfig, train: ArraySet, val: ArraySet, run_dir: str |
         if state.stage == "head" or (state.stage == "finetune" and state.epoch < cfg.finetune_epochs):
             if state.stage == "head":
                 set_base_trainable(model, True, cfg.finetune_from)
-                steps = cfg.finetune_epochs * -(-len(train.x) // cfg.finetune_batch)
-                _compile(model, cfg.finetune_lr, steps if cfg.cosine_decay else None)
+                per_epoch = -(-len(train.x) // cfg.finetune_batch)
+                steps = cfg.finetune_epochs * per_epoch
+                _compile(model, cfg.finetune_lr, steps if cfg.cosine_decay else None,
+                         warmup=int(cfg.warmup_epochs * per_epoch))
                 start = 0
             else:
                 start = state.epoch
