@@ -179,3 +179,28 @@ def render_markdown(r: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+PUBLISHED = ("report.md", "report.json", "history.csv", "predictions.csv", "config.json", "figures")
+
+
+def publish_run_report(run_dir: str | Path, dest: str | Path) -> Path:
+    """Copy a run's report (not its weights) to ``dest``, e.g. ``reports/train/cpu-paper``.
+
+    Run folders are git-ignored (checkpoints weigh ~90 MB); the report, figures, history and
+    per-image predictions are what gets committed, so every README number has a file behind it.
+    """
+    import shutil
+
+    run_dir, dest = Path(run_dir), Path(dest)
+    missing = [n for n in PUBLISHED[:2] if not (run_dir / n).exists()]
+    if missing:
+        raise FileNotFoundError(f"{run_dir}: no {', '.join(missing)} yet; evaluate the run first")
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PUBLISHED:
+        src = run_dir / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, dirs_exist_ok=True)
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+    return dest / "report.md"

@@ -30,6 +30,7 @@ class ReproduceConfig:
     runs_dir: Path = REPO_ROOT / "runs"
     data: str | None = None
     skip_convert: bool = False
+    reports_dir: Path = REPO_ROOT / "reports"
 
     @property
     def manifest(self) -> Path:
@@ -55,19 +56,22 @@ def stage_data(cfg: ReproduceConfig) -> None:
 
 
 def stage_train(cfg: ReproduceConfig) -> None:
+    """Train + evaluate (resuming a partial run), then publish the report for committing."""
     from . import __main__ as train_cli
+    from .report import publish_run_report
 
     model = cfg.run_dir / "model.keras"
-    if _fresh(cfg.run_dir / "report.json", model) and model.exists():
+    if model.exists() and _fresh(cfg.run_dir / "report.json", model):
         print(f"[train] {model} and its report exist; skipping")
-        return
-    args = ["--manifest", str(cfg.manifest), "--preset", cfg.preset, "--run", str(cfg.run_dir)]
-    if (cfg.run_dir / "state.json").exists():
-        args.append("--resume")
-    if cfg.data:
-        args += ["--data", cfg.data]
-    if train_cli.main(args) != 0:
-        raise SystemExit("[train] failed")
+    else:
+        args = ["--manifest", str(cfg.manifest), "--preset", cfg.preset, "--run", str(cfg.run_dir)]
+        if (cfg.run_dir / "state.json").exists():
+            args.append("--resume")
+        if cfg.data:
+            args += ["--data", cfg.data]
+        if train_cli.main(args) != 0:
+            raise SystemExit("[train] failed")
+    print(f"[train] report published to {publish_run_report(cfg.run_dir, cfg.reports_dir / 'train' / cfg.run_dir.name)}")
 
 
 def stage_convert(cfg: ReproduceConfig) -> list[str]:
@@ -129,8 +133,10 @@ def main(argv=None) -> int:
     p.add_argument("--runs-dir", type=Path, default=ReproduceConfig.runs_dir)
     p.add_argument("--data", help="BR35H folder (default: $BR35H_DATA or ../shared/data/br35h)")
     p.add_argument("--skip-convert", action="store_true")
+    p.add_argument("--reports-dir", type=Path, default=ReproduceConfig.reports_dir,
+                   help="where run reports are published for committing (default: reports/)")
     a = p.parse_args(argv)
-    return run(ReproduceConfig(a.protocol, a.preset, a.runs_dir, a.data, a.skip_convert))
+    return run(ReproduceConfig(a.protocol, a.preset, a.runs_dir, a.data, a.skip_convert, a.reports_dir))
 
 
 if __name__ == "__main__":
