@@ -26,7 +26,7 @@ from typing import Protocol
 import numpy as np
 
 from edge_runtime.config import LABELS
-from .model import build_head, build_model, feature_extractor, head_of, base_of, set_base_trainable
+from .model import base_of, build_head, build_model, feature_extractor, freeze_batchnorm, head_of, set_base_trainable
 from .paths import cache_dir
 from .presets import AugmentConfig, TrainConfig
 
@@ -285,6 +285,8 @@ def train_model(cfg: TrainConfig, train: ArraySet, val: ArraySet, run_dir: str |
         if state.stage == "head" or (state.stage == "finetune" and state.epoch < cfg.finetune_epochs):
             if state.stage == "head":
                 set_base_trainable(model, True, cfg.finetune_from)
+                if cfg.freeze_head_batchnorm:
+                    freeze_batchnorm(model, head=True)
                 per_epoch = -(-len(train.x) // cfg.finetune_batch)
                 steps = cfg.finetune_epochs * per_epoch
                 _compile(model, cfg.finetune_lr, steps if cfg.cosine_decay else None,

@@ -108,18 +108,24 @@ def feature_extractor(model):
     return keras.Model(model.input, model.get_layer("pool").output, name="features")
 
 
-def freeze_batchnorm(model) -> int:
-    """Set every BatchNormalization layer of the base to ``trainable = False``; returns count.
+def freeze_batchnorm(model, head: bool = False) -> int:
+    """Set every BatchNormalization layer of the base (and of the head when ``head``) to
+    ``trainable = False``; returns how many.
 
     Why explicit: in Keras 3, ``base(x, training=False)`` inside a functional model is *not*
     honoured when the outer model trains, so BatchNorm would switch to batch statistics
     (batch 16 of MRI slices, far from ImageNet's) and fine-tuning degrades or collapses. A
     frozen BatchNorm layer in Keras 3 also runs in inference mode.
+
+    The head's BatchNorm layers were fitted in stage 1; left trainable during fine-tuning
+    they normalise with noisy batch-16 statistics while their moving averages lag the
+    drifting features, and validation accuracy fell from 98.8 % to 89 % after one epoch.
     """
     from keras import layers
 
     n = 0
-    for layer in base_of(model).layers:
+    scopes = [base_of(model)] + ([head_of(model)] if head else [])
+    for layer in (l for scope in scopes for l in scope.layers):
         if isinstance(layer, layers.BatchNormalization):
             layer.trainable = False
             n += 1

@@ -8,7 +8,11 @@ reuses finished work and an interrupted run resumes (training itself resumes mid
 2. train     the preset on the protocol's committed manifest (``splits/br35h-<protocol>.csv``)
 3. evaluate  test-split report with the paper's figures (written by the train stage)
 4. convert   TFLite fp32/fp16/dynamic/int8 + ONNX, each evaluated and gated, Android bundle
-5. summary   accuracy of each artifact with its interval, sizes, where the files are
+5. release   (paper protocol, gate passed) copy the shipped artifacts into ``models/``, where
+             the edge runtime finds its default model
+6. summary   accuracy of each artifact with its interval, sizes, where the files are
+
+Benchmarks are a separate, deliberate step (``make benchmark``): they need a quiet machine.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ class ReproduceConfig:
     data: str | None = None
     skip_convert: bool = False
     reports_dir: Path = REPO_ROOT / "reports"
+    models_dir: Path = REPO_ROOT / "models"
+    release: bool = False
 
     @property
     def manifest(self) -> Path:
@@ -88,6 +94,33 @@ def stage_convert(cfg: ReproduceConfig) -> list[str]:
     return json.loads((out / "conversion_report.json").read_text()).get("gate_failures", [])
 
 
+#: run-folder artifact -> released name under ``models/``
+RELEASED = {
+    "convert/model_int8.tflite": "br35h-mobilenetv2-int8.tflite",
+    "convert/model_fp16.tflite": "br35h-mobilenetv2-fp16.tflite",
+    "convert/model.onnx": "br35h-mobilenetv2.onnx",
+    "convert/android.zip": "android.zip",
+    "convert/android": "android",
+    "convert/conversion_report.md": "conversion_report.md",
+    "convert/conversion_report.json": "conversion_report.json",
+}
+
+
+def stage_release(cfg: ReproduceConfig) -> Path:
+    """Copy the shipped artifacts of ``cfg.run_dir`` into ``cfg.models_dir``."""
+    import shutil
+
+    cfg.models_dir.mkdir(parents=True, exist_ok=True)
+    for src, name in RELEASED.items():
+        path, dest = cfg.run_dir / src, cfg.models_dir / name
+        if path.is_dir():
+            shutil.copytree(path, dest, dirs_exist_ok=True)
+        else:
+            shutil.copy2(path, dest)
+    print(f"[release] {', '.join(RELEASED.values())} -> {cfg.models_dir}")
+    return cfg.models_dir
+
+
 def summary(cfg: ReproduceConfig) -> str:
     rep = json.loads((cfg.run_dir / "report.json").read_text())
     lines = [f"== {cfg.preset} preset on the {cfg.protocol} protocol: {cfg.run_dir} =="]
@@ -118,6 +151,11 @@ def run(cfg: ReproduceConfig) -> int:
         return 2
     stage_train(cfg)
     failures = [] if cfg.skip_convert else stage_convert(cfg)
+    if cfg.release and not cfg.skip_convert:
+        if failures:
+            print("[release] skipped: the gate failed, models/ keeps the previous release", file=sys.stderr)
+        else:
+            stage_release(cfg)
     print(summary(cfg))
     print(f"wall time of this invocation: {time.time() - t0:.0f}s")
     for f in failures:
@@ -135,8 +173,13 @@ def main(argv=None) -> int:
     p.add_argument("--skip-convert", action="store_true")
     p.add_argument("--reports-dir", type=Path, default=ReproduceConfig.reports_dir,
                    help="where run reports are published for committing (default: reports/)")
+    p.add_argument("--models-dir", type=Path, default=ReproduceConfig.models_dir)
+    p.add_argument("--release", action=argparse.BooleanOptionalAction, default=None,
+                   help="copy the shipped artifacts to --models-dir (default: on for the paper protocol)")
     a = p.parse_args(argv)
-    return run(ReproduceConfig(a.protocol, a.preset, a.runs_dir, a.data, a.skip_convert, a.reports_dir))
+    release = a.release if a.release is not None else a.protocol == "paper"
+    return run(ReproduceConfig(a.protocol, a.preset, a.runs_dir, a.data, a.skip_convert, a.reports_dir,
+                               a.models_dir, release))
 
 
 if __name__ == "__main__":
