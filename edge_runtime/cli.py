@@ -66,8 +66,8 @@ def _predict(args: argparse.Namespace, clf: Classifier) -> int:
             ok, failed = write_records(records, args.format, f)
     else:
         ok, failed = write_records(records, args.format, sys.stdout)
-    print(f"{ok} classified, {failed} failed ({clf.model.backend.name}, {clf.model.num_threads} threads)",
-          file=sys.stderr)
+    print(f"{ok} classified, {failed} failed ({clf.model.backend.name}, {clf.model.num_threads} threads, "
+          f"model {clf.model.path})", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -76,5 +76,13 @@ def test_standalone_install_in_empty_venv(tmp_path, image):
     record = json.loads(proc.stdout.splitlines()[-1])
     assert record["label"] in ("yes", "no") and record["error"] is None
     assert "ai-edge-litert" in proc.stderr  # the backend is reported
+    released = REPO / "models" / "br35h-mobilenetv2-int8.tflite"
+    if released.is_file():  # the shipped model is package data: predict works with no --model
+        proc = subprocess.run([str(venv / "bin" / "br35h-edge"), "predict", "--jsonl", str(image)],
+                              capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout.splitlines()[-1])["error"] is None
+        used = Path(proc.stderr.rsplit("model ", 1)[1].strip().rstrip(")"))
+        assert str(venv) in str(used) and used.read_bytes() == released.read_bytes()
     probe = "import importlib.util as u; print([m for m in ('tensorflow', 'cv2', 'train') if u.find_spec(m)])"
     assert subprocess.run([str(py), "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=env).stdout.strip() == "[]"

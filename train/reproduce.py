@@ -99,7 +99,6 @@ RELEASED = {
     "convert/model_int8.tflite": "br35h-mobilenetv2-int8.tflite",
     "convert/model_fp16.tflite": "br35h-mobilenetv2-fp16.tflite",
     "convert/model.onnx": "br35h-mobilenetv2.onnx",
-    "convert/android.zip": "android.zip",
     "convert/android": "android",
     "convert/conversion_report.md": "conversion_report.md",
     "convert/conversion_report.json": "conversion_report.json",
