@@ -167,8 +167,9 @@ def markdown(latency: dict | None, accuracy: dict | None, floor: dict | None, co
     if accuracy:
         lines += ["## Accuracy", "", f"Asserted: paper-protocol test accuracy >= {accuracy['expected_accuracy']} % - {accuracy['tolerance']} points, "
                   "and within the tolerance of the same runtime's float32 file. Device path: Pillow decode, numpy crop, the runtime. "
-                  "The grouped split is reported only: `grouped_test_unseen` = its test images outside the paper split's train/val, "
-                  "the images this model never trained on.", "",
+                  "The grouped split is reported only: `grouped unseen` = its test images whose whole near-duplicate group is "
+                  "outside the paper split's train/val, the only ones this paper-split model has not effectively seen. "
+                  "The grouped-trained model: `reports/train/cpu-grouped/report.md`.", "",
                   "| artifact | KiB | paper test % [CI] | bar met | vs float32 | agreement % | grouped test % [CI] | grouped unseen % [CI] (n) |",
                   "|---|---:|---|---|---:|---:|---|---|"]
         for rec in accuracy["records"]:
