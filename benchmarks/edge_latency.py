@@ -72,8 +72,8 @@ def markdown(rep: dict) -> str:
         "",
         f"Command: `{rep['command']}`  ",
         f"Machine: **{m['cpu']}** ({m['arch']}, {m['cores']} cores, {m['os']}), Python {m['python']}. "
-        "Measured on this shared x86 build machine (another job was training at the same time), "
-        "not on a Raspberry Pi or Jetson.",
+        f"Load average at start {rep['loadavg_start']} (1/5/15 min; on 2 cores anything near 2 means another "
+        "job shared the machine). Measured on the x86 build machine, not on a Raspberry Pi or Jetson.",
         "",
     ]
     if rep["proxy"]:
@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     rep = {
         "command": " ".join(["python", "benchmarks/edge_latency.py", *map(shlex.quote, sys.argv[1:] if argv is None else argv)]),
         "machine": machine_info(),
+        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
         "proxy": args.proxy,
         "results": results,
     }
