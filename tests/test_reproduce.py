@@ -17,3 +17,44 @@ def test_missing_data_is_a_clear_message_not_a_traceback(tmp_path):
     assert str(tmp_path / "nowhere") in r.stderr
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def _fake_run(tmp_path):
+    import json
+
+    from train.reproduce import RELEASED, ReproduceConfig
+
+    cfg = ReproduceConfig(runs_dir=tmp_path / "runs", models_dir=tmp_path / "models", release=True)
+    run = cfg.run_dir
+    (run / "convert" / "android").mkdir(parents=True)
+    (run / "report.json").write_text(json.dumps(
+        {"metrics": {"accuracy": 0.99, "correct": 594, "n": 600, "accuracy_ci95": [0.9784, 0.9963]}}))
+    metrics = {"accuracy": 0.985, "n": 600, "agreement": 0.995}
+    (run / "convert" / "conversion_report.json").write_text(json.dumps(
+        {"artifacts": {"model_int8.tflite": {"bytes": 8 * 2**20, "metrics": metrics}}, "gate_failures": []}))
+    for src in RELEASED:
+        path = run / src
+        if not path.exists():
+            path.write_bytes(src.encode())
+    (run / "convert" / "android" / "model.json").write_text("{}")
+    return cfg
+
+
+def test_summary_gives_each_artifact_with_its_interval(tmp_path):
+    from train.reproduce import summary
+
+    text = summary(_fake_run(tmp_path))
+    assert "keras     accuracy 99.00% (594/600) (95 % CI 97.84-99.63)" in text
+    line = next(l for l in text.splitlines() if l.startswith("model_int8.tflite"))
+    assert "98.50% (591/600, CI " in line and "agreement 99.50%" in line and "8.0 MiB" in line
+
+
+def test_release_copies_the_shipped_artifacts(tmp_path):
+    from train.reproduce import RELEASED, stage_release
+
+    cfg = _fake_run(tmp_path)
+    out = stage_release(cfg)
+    for src, name in RELEASED.items():
+        if (cfg.run_dir / src).is_file():
+            assert (out / name).read_bytes() == (cfg.run_dir / src).read_bytes()
+    assert (out / "android" / "model.json").is_file()

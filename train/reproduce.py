@@ -130,11 +130,16 @@ def summary(cfg: ReproduceConfig) -> str:
         lines.append(f"keras     accuracy {100 * m['accuracy']:.2f}% ({m.get('correct')}/{m.get('n')}){ci_txt}")
     conv = cfg.run_dir / "convert" / "conversion_report.json"
     if conv.exists():
+        from .metrics import clopper_pearson
+
         c = json.loads(conv.read_text())
         for name, a in c["artifacts"].items():
             am = a["metrics"]
-            lines.append(f"{name:<22} accuracy {100 * am['accuracy']:.2f}%  agreement {100 * am['agreement']:.2f}%  "
-                         f"{a['bytes'] / 1e6:.2f} MB")
+            k = round(am["accuracy"] * am["n"])
+            lo, hi = clopper_pearson(k, am["n"])
+            lines.append(f"{name:<22} accuracy {100 * am['accuracy']:.2f}% ({k}/{am['n']}, CI {100 * lo:.2f}-{100 * hi:.2f})"
+                         f"  agreement {100 * am['agreement']:.2f}%  {a['bytes'] / 2**20:.1f} MiB")
+        lines.append("latency: `make benchmark` (needs a quiet machine) -> reports/benchmarks/README.md")
         lines.append(f"Android bundle: {cfg.run_dir / 'convert' / 'android.zip'}")
     lines.append(f"reports: {cfg.run_dir / 'report.md'}" + (f", {cfg.run_dir / 'convert' / 'conversion_report.md'}"
                                                            if conv.exists() else ""))
