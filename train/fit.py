@@ -256,10 +256,11 @@ def train_model(cfg: TrainConfig, train: ArraySet, val: ArraySet, run_dir: str |
         saved = json.loads(cfg_path.read_text())["train"]
         if saved != json.loads(json.dumps(cfg.to_dict())):
             raise ValueError(f"{cfg_path}: the run was started with another config; resume with the same one")
-    blob = {"train": cfg.to_dict(), "weights": str(weights), "preset": cfg.preset, **(meta or {})}
-    _atomic_write_text(cfg_path, json.dumps(blob, indent=1))
-
     strategy = _strategy(cfg)
+    blob = {"train": cfg.to_dict(), "weights": str(weights), "preset": cfg.preset,
+            "strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync, **(meta or {})}
+    _atomic_write_text(cfg_path, json.dumps(blob, indent=1))
+    print(f"strategy {blob['strategy']} with {blob['replicas']} replica(s)")
     with strategy.scope():
         if state.checkpoint:
             print(f"resuming {run_dir} after {state.stage} epoch {state.epoch} from {state.checkpoint}")
