@@ -7,7 +7,6 @@ artifacts, a runtime - becomes a skip that says what and where, never a silent p
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 from pathlib import Path
@@ -102,12 +101,7 @@ def accuracy_log(pytestconfig: pytest.Config):
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     """CPU model and library versions next to every timing (a number without them cannot be compared)."""
-    from edge_runtime.machine import machine_info as this_machine
+    from edge_runtime.machine import machine_info as this_machine, package_versions
 
-    versions = {}
-    for dist in VERSIONS:
-        try:
-            versions[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
+    versions = {k: v for k, v in package_versions(VERSIONS).items() if v}
     machine_info["br35h"] = {**this_machine(), "versions": versions, "loadavg_start": os.getloadavg()}

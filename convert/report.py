@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import json
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 import platform
+
+from edge_runtime.machine import package_versions
 
 TOOLS = ("tensorflow", "keras", "ai-edge-litert", "onnx", "onnxruntime", "tf2onnx", "flatbuffers", "numpy")
 
 
 def tool_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in TOOLS:
-        try:
-            out[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+    found = package_versions(TOOLS)
+    return {"python": platform.python_version(), **{k: v or "not installed" for k, v in found.items()}}
 
 
 def write(report: dict, out_dir: str | Path, stem: str = "conversion_report") -> tuple[Path, Path]:

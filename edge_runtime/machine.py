@@ -45,3 +45,16 @@ def describe(info: dict | None = None) -> str:
     m = info or machine_info()
     ram = f", {m['ram_gib']} GiB" if m.get("ram_gib") else ""
     return f"{m['cpu']} ({m['arch']}), {m['cores']} cores{ram}, Python {m['python']}"
+
+
+def package_versions(names) -> dict[str, str | None]:
+    """Installed version of each distribution in ``names``; None for one that is not installed."""
+    from importlib import metadata
+
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out

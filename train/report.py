@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 import hashlib
-from importlib import metadata
 import json
 import math
 from pathlib import Path
 import sys
 from typing import TYPE_CHECKING
 
-from edge_runtime.machine import machine_info as base_machine_info
+from edge_runtime.machine import machine_info as base_machine_info, package_versions
 from train import figures
 
 if TYPE_CHECKING:
@@ -40,12 +39,7 @@ def sha256_file(path: str | Path) -> str:
 
 def machine_info() -> dict:
     """``edge_runtime.machine.machine_info()`` plus library versions and visible GPUs."""
-    versions = {}
-    for lib in LIBRARIES:
-        try:
-            versions[lib] = metadata.version(lib)
-        except metadata.PackageNotFoundError:
-            versions[lib] = None
+    versions = package_versions(LIBRARIES)
     gpus = []
     if "tensorflow" in sys.modules:  # only ask TF when it is loaded anyway (import costs seconds)
         gpus = [d.name for d in sys.modules["tensorflow"].config.list_physical_devices("GPU")]
