@@ -7,13 +7,14 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 import sys
 import time
 
 from .model import ModelConfig
 from .paths import DataNotFoundError, imagenet_weights
-from .presets import PRESETS, get_preset
+from .presets import PRESETS, get_preset, parse_override
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -24,6 +25,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--head", choices=["paper", "slim"], help="override the preset's head")
     p.add_argument("--finetune-epochs", type=int, help="override the preset's fine-tuning epochs")
     p.add_argument("--seed", type=int, help="override the preset's seed")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any recipe field, e.g. --set finetune_lr=2e-5 --set augment.zoom=0.05 (repeatable)")
     p.add_argument("--distribute", choices=["default", "mirrored"], help="tf.distribute strategy")
     p.add_argument("--data", help="BR35H folder (default: $BR35H_DATA or ../shared/data/br35h)")
     p.add_argument("--weights", help="ImageNet MobileNetV2 no-top .h5 (default: Keras' 'imagenet')")
@@ -41,6 +44,12 @@ def main(argv=None) -> int:
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
     cfg = get_preset(args.preset, **overrides)
+    try:
+        for text in args.set:
+            cfg = replace(cfg, **parse_override(text, cfg))
+    except ValueError as exc:
+        print(f"--set: {exc}", file=sys.stderr)
+        return 2
 
     from .data.cache import load_crops
     from .fit import train_model

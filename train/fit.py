@@ -14,6 +14,7 @@ The run folder's ``state.json`` is written last and always names a complete chec
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -105,12 +106,19 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int | None, aug
     """Batches of ``(float32 raw pixels, one-hot)``; shuffled by ``seed`` when given.
 
     Images stay uint8 in memory and are gathered per batch, so 2160 crops cost 325 MB, not 1.3 GB.
+    A ``tf.data`` pipeline on the TensorFlow backend; on JAX or PyTorch (e.g. a GPU machine
+    without TensorFlow) a :class:`keras.utils.PyDataset` with the same order and augmentation.
     """
-    import tensorflow as tf
+    import keras
 
     order = np.arange(len(x)) if seed is None else np.random.default_rng(seed).permutation(len(x))
-    images, labels = tf.constant(x), tf.constant(_onehot(y))
     aug = _augmenter(augment, seed or 0) if augment is not None else None
+    if keras.backend.backend() != "tensorflow":
+        return _array_batches_class()(x, _onehot(y), order, batch, aug)
+
+    import tensorflow as tf
+
+    images, labels = tf.constant(x), tf.constant(_onehot(y))
 
     def gather(idx):
         xb = tf.cast(tf.gather(images, idx), tf.float32)
@@ -125,6 +133,31 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int | None, aug
     # Mapped sequentially it is reproducible; the map is ~1 % of a fine-tuning step.
     parallel = None if aug is not None else tf.data.AUTOTUNE
     return ds.map(gather, num_parallel_calls=parallel, deterministic=True).prefetch(2)
+
+
+@functools.cache
+def _array_batches_class():
+    """Defined on first use so importing this module does not import Keras."""
+    import keras
+
+    class ArrayBatches(keras.utils.PyDataset):
+        """Backend-neutral twin of the ``tf.data`` pipeline: one thread, batches in order."""
+
+        def __init__(self, x, onehot, order, batch, aug):
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.x, self.onehot, self.order, self.batch, self.aug = x, onehot, order, batch, aug
+
+        def __len__(self) -> int:
+            return -(-len(self.order) // self.batch)
+
+        def __getitem__(self, i: int):
+            idx = self.order[i * self.batch : (i + 1) * self.batch]
+            xb = self.x[idx].astype(np.float32)
+            if self.aug is not None:
+                xb = np.clip(keras.ops.convert_to_numpy(self.aug(xb, training=True)), 0.0, 255.0)
+            return xb, self.onehot[idx]
+
+    return ArrayBatches
 
 
 def _epoch_seed(cfg: TrainConfig, stage: str, epoch: int) -> int:
@@ -157,7 +190,7 @@ def _verbose() -> int:
     return 1 if sys.stdout.isatty() else 2
 
 
-def _compile(model, lr, steps: int | None = None, warmup: int = 0):
+def _compile(model, lr, steps: int | None = None, warmup: int = 0, label_smoothing: float = 0.0):
     """Adam + BCE; with ``steps``, a cosine decay to 5 % of ``lr`` after ``warmup`` linear steps."""
     import keras
 
@@ -170,7 +203,7 @@ def _compile(model, lr, steps: int | None = None, warmup: int = 0):
         optimizer=keras.optimizers.Adam(schedule),
         # Binary cross-entropy on a one-hot 2-way softmax, as the paper states; it equals
         # categorical cross-entropy here (both outputs carry the same -log p_true term).
-        loss=keras.losses.BinaryCrossentropy(),
+        loss=keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
     )
 
@@ -190,7 +223,7 @@ def _train_head_on_features(cfg: TrainConfig, model, train: ArraySet, val: Array
     print(f"[stage 1] features ready in {time.time() - t0:.0f}s; fitting head for {cfg.head_epochs} epochs")
     keras.utils.set_random_seed(cfg.seed)
     head = build_head(cfg.model, feature_dim=ftr.shape[1])
-    _compile(head, cfg.head_lr)
+    _compile(head, cfg.head_lr, label_smoothing=cfg.label_smoothing)
     hist = head.fit(
         ftr, _onehot(ytr), batch_size=cfg.head_batch, epochs=cfg.head_epochs,
         validation_data=(fva, _onehot(val.y)), shuffle=True, verbose=_verbose(),
@@ -228,7 +261,26 @@ def _run_epochs(cfg, model, stage, epochs, start, batch, train, val, state, call
               f"val_loss {row['val_loss']:.4f} val_acc {row['val_accuracy']:.4f} ({secs:.0f}s)")
 
 
+class _NoStrategy:
+    """Stand-in for ``tf.distribute`` on backends without it (JAX, PyTorch): one device."""
+
+    num_replicas_in_sync = 1
+
+    def scope(self):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
 def _strategy(cfg: TrainConfig):
+    import keras
+
+    if cfg.distribute not in ("default", "mirrored"):
+        raise ValueError(f"unknown distribute {cfg.distribute!r}; choose 'default' or 'mirrored'")
+    if keras.backend.backend() != "tensorflow":
+        if cfg.distribute == "mirrored":
+            raise ValueError(f"--distribute mirrored needs the TensorFlow backend, not {keras.backend.backend()!r}")
+        return _NoStrategy()
     import tensorflow as tf
 
     if cfg.distribute == "mirrored":
@@ -263,7 +315,8 @@ def train_model(cfg: TrainConfig, train: ArraySet, val: ArraySet, run_dir: str |
             raise ValueError(f"{cfg_path}: the run was started with another config; resume with the same one")
     strategy = _strategy(cfg)
     blob = {"train": cfg.to_dict(), "weights": str(weights), "preset": cfg.preset,
-            "strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync, **(meta or {})}
+            "strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
+            "backend": keras.backend.backend(), **(meta or {})}
     _atomic_write_text(cfg_path, json.dumps(blob, indent=1))
     print(f"strategy {blob['strategy']} with {blob['replicas']} replica(s)")
     with strategy.scope():
@@ -279,13 +332,13 @@ def train_model(cfg: TrainConfig, train: ArraySet, val: ArraySet, run_dir: str |
             set_base_trainable(model, False)
             rows = _train_head_on_features(cfg, model, train, val)
             ckpt = "checkpoint-head.keras"
-            _compile(model, cfg.head_lr)
+            _compile(model, cfg.head_lr, label_smoothing=cfg.label_smoothing)
             _save_model_atomic(model, run_dir / ckpt)
             state.commit("head", cfg.head_epochs, ckpt, rows, time.time() - t0)
         elif state.stage in ("start", "head") and state.epoch < cfg.head_epochs:
             if state.stage == "start":
                 set_base_trainable(model, False)
-                _compile(model, cfg.head_lr)
+                _compile(model, cfg.head_lr, label_smoothing=cfg.label_smoothing)
             _run_epochs(cfg, model, "head", cfg.head_epochs, state.epoch, cfg.head_batch, train, val, state, callbacks)
 
         if state.stage == "head" or (state.stage == "finetune" and state.epoch < cfg.finetune_epochs):
@@ -296,7 +349,7 @@ def train_model(cfg: TrainConfig, train: ArraySet, val: ArraySet, run_dir: str |
                 per_epoch = -(-len(train.x) // cfg.finetune_batch)
                 steps = cfg.finetune_epochs * per_epoch
                 _compile(model, cfg.finetune_lr, steps if cfg.cosine_decay else None,
-                         warmup=int(cfg.warmup_epochs * per_epoch))
+                         warmup=int(cfg.warmup_epochs * per_epoch), label_smoothing=cfg.label_smoothing)
                 start = 0
             else:
                 start = state.epoch
