@@ -261,6 +261,27 @@ def _run_epochs(cfg, model, stage, epochs, start, batch, train, val, state, call
               f"val_loss {row['val_loss']:.4f} val_acc {row['val_accuracy']:.4f} ({secs:.0f}s)")
 
 
+def _devices() -> list[str]:
+    """The accelerators training runs on (``["cpu"]`` if none), recorded in ``config.json``."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        found = [f"{d.platform}:{getattr(d, 'device_kind', d)}" for d in jax.devices() if d.platform != "cpu"]
+    elif backend == "torch":
+        import torch
+
+        found = [f"cuda:{torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count())]
+    else:
+        import tensorflow as tf
+
+        found = [f"gpu:{tf.config.experimental.get_device_details(g).get('device_name', g.name)}"
+                 for g in tf.config.list_physical_devices("GPU")]
+    return found or ["cpu"]
+
+
 class _NoStrategy:
     """Stand-in for ``tf.distribute`` on backends without it (JAX, PyTorch): one device."""
 
@@ -316,7 +337,7 @@ def train_model(cfg: TrainConfig, train: ArraySet, val: ArraySet, run_dir: str |
     strategy = _strategy(cfg)
     blob = {"train": cfg.to_dict(), "weights": str(weights), "preset": cfg.preset,
             "strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
-            "backend": keras.backend.backend(), **(meta or {})}
+            "backend": keras.backend.backend(), "devices": _devices(), **(meta or {})}
     _atomic_write_text(cfg_path, json.dumps(blob, indent=1))
     print(f"strategy {blob['strategy']} with {blob['replicas']} replica(s)")
     with strategy.scope():

@@ -55,6 +55,14 @@ def _manifest_info(manifest_path) -> dict:
     return info
 
 
+def _trained_on(config: dict) -> str:
+    """`` on jax, gpu:NVIDIA H200`` from the run's config.json (older runs: nothing)."""
+    if not isinstance(config, dict) or "backend" not in config:
+        return ""
+    devices = config.get("devices")
+    return f" on Keras/{config['backend']}" + (f", {', '.join(devices)}" if devices else "")
+
+
 def _preset(config: dict) -> str | None:
     for d in (config, config.get("train", {})):
         if isinstance(d, dict) and d.get("preset"):
@@ -163,8 +171,8 @@ def render_markdown(r: dict) -> str:
         f"| manifest | `{r['manifest']['path'] or 'n/a'}` (digest `{r['manifest'].get('digest', 'n/a')}`) |",
         f"| weights | `{w.get('path', 'n/a')}` (sha256 `{w.get('sha256', 'n/a')}`) |",
         f"| preset | {r['preset'] or 'n/a'} |",
-        f"| training | {training.get('epochs', 'n/a')} epochs, {training.get('seconds', 'n/a')} s |",
-        f"| machine | {mc['cpu']} ({mc['arch']}), {mc['cores']} cores ({mc['cores_usable']} usable), "
+        f"| training | {training.get('epochs', 'n/a')} epochs, {training.get('seconds', 'n/a')} s{_trained_on(r['config'])} |",
+        f"| evaluated on | {mc['cpu']} ({mc['arch']}), {mc['cores']} cores ({mc['cores_usable']} usable), "
         f"{mc['ram_gib']} GiB RAM{', GPU: ' + ', '.join(mc['gpus']) if mc['gpus'] else ', no GPU'} |",
         f"| software | Python {mc['python']}, {libs}; {mc['os']} |",
         f"| created | {r['created']} |",
