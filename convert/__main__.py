@@ -10,7 +10,7 @@ from pathlib import Path
 import shlex
 import sys
 
-from convert.config import BundleInfo, ConvertConfig, GateConfig, QuantizationConfig
+from convert.config import BIAS_CORRECTION_DEFAULT, BundleInfo, ConvertConfig, GateConfig, QuantizationConfig
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -28,6 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--calibration-selection", choices=("random", "stratified", "groups"), default="stratified")
     p.add_argument("--int8-io", choices=("uint8", "int8"), default="uint8")
     p.add_argument("--denylist-node", action="append", default=[], help="keep this node float (repeatable)")
+    p.add_argument("--bias-correction", action=argparse.BooleanOptionalAction, default=BIAS_CORRECTION_DEFAULT,
+                   help="cancel the int8 weight-rounding shift in the BatchNorm means before the int8 exports "
+                        f"(default: {'on' if BIAS_CORRECTION_DEFAULT else 'off'}; see reports/convert/int8_findings.md)")
     p.add_argument("--no-onnx-int8", action="store_true")
     p.add_argument("--version", default=BundleInfo.version, help="model version written to metadata and bundle")
     p.add_argument("--threads", type=int, default=None)
@@ -38,7 +41,7 @@ def config_from(args: argparse.Namespace) -> ConvertConfig:
     paper = {"yes": True, "no": False}.get(args.paper_protocol, "paper" in args.manifest.name)
     return ConvertConfig(
         quant=QuantizationConfig.for_int8(args.calibration_size, args.calibration_seed, args.calibration_selection,
-                                          args.int8_io, tuple(args.denylist_node)),
+                                          args.int8_io, tuple(args.denylist_node), args.bias_correction),
         gate=GateConfig(tolerance=args.tolerance, paper_tolerance=args.paper_tolerance, paper_protocol=paper),
         bundle=BundleInfo(version=args.version),
         onnx_int8=not args.no_onnx_int8,

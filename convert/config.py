@@ -11,6 +11,10 @@ IoType = Literal["uint8", "int8"]
 #: The paper's test accuracy (BR35H, its own split): the bar on the paper protocol.
 PAPER_ACCURACY = 0.9933
 
+#: Whether int8 exports get the weight-rounding bias correction unless told otherwise
+#: (decided from the measurements in reports/convert/int8_findings.md).
+BIAS_CORRECTION_DEFAULT = False
+
 
 @dataclass(frozen=True)
 class QuantizationConfig:
@@ -27,6 +31,10 @@ class QuantizationConfig:
             image inputs; the calibrated uint8 input is then scale 1, zero point 0 = raw pixels.
         denylisted_ops / denylisted_nodes: kept in float (selective quantization via the
             quantization debugger); empty = every op integer, the shipped default.
+        bias_correction: export the int8 artifacts from a copy of the model whose BatchNorm
+            moving means cancel the mean shift of int8 weight rounding in the conv before them
+            (``convert.bias_correction``, measured on the calibration images); the model stays
+            fully integer and the float artifacts are unaffected.
     """
 
     calibration_size: int = 300
@@ -35,6 +43,7 @@ class QuantizationConfig:
     io_type: IoType = "uint8"
     denylisted_ops: tuple[str, ...] = ()
     denylisted_nodes: tuple[str, ...] = ()
+    bias_correction: bool = BIAS_CORRECTION_DEFAULT
 
     def __post_init__(self) -> None:
         if self.calibration_size < 1:
@@ -46,8 +55,9 @@ class QuantizationConfig:
 
     @classmethod
     def for_int8(cls, calibration_size: int = 300, seed: int = 0, selection: Selection = "stratified",
-                 io_type: IoType = "uint8", denylisted_nodes: tuple[str, ...] = ()) -> "QuantizationConfig":
-        return cls(calibration_size, seed, selection, io_type, (), tuple(denylisted_nodes))
+                 io_type: IoType = "uint8", denylisted_nodes: tuple[str, ...] = (),
+                 bias_correction: bool = BIAS_CORRECTION_DEFAULT) -> "QuantizationConfig":
+        return cls(calibration_size, seed, selection, io_type, (), tuple(denylisted_nodes), bias_correction)
 
     @property
     def selective(self) -> bool:

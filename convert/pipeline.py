@@ -10,7 +10,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from convert import android, calibration, metadata, onnx_export, report, tflite_export
+from convert import android, bias_correction, calibration, metadata, onnx_export, report, tflite_export
 from convert.config import ConvertConfig
 from convert.evaluate import Metrics, score
 from convert.gate import gate_failures
@@ -70,7 +70,7 @@ def run(model, manifest: str | Path, out_dir: str | Path, cfg: ConvertConfig = C
     keras_metrics = score(ref, test_y, ref)
     log(f"keras: accuracy {100 * keras_metrics.accuracy:.2f}%")
 
-    files = _export_all(model, out, cfg, calib_x, log)
+    files, bc_info = _export_all(model, out, cfg, calib_x, log)
     results: dict[str, dict] = {}
     metrics: dict[str, Metrics] = {}
     for name, path in files.items():
@@ -96,30 +96,48 @@ def run(model, manifest: str | Path, out_dir: str | Path, cfg: ConvertConfig = C
         "keras_size": Path(model_path).stat().st_size if Path(model_path).is_file() else 0,
         "calibration": {"n": len(chosen), "file": "calibration.txt", **{k: cfg.quant.to_dict()[k] for k in
                                                                         ("selection", "seed", "io_type")}},
+        "bias_correction": bc_info,
         "artifacts": results, "gate_failures": failures,
     }
     report.write(rep, out)
     return Result(rep, failures, out)
 
 
-def _export_all(model, out: Path, cfg: ConvertConfig, calib_x: np.ndarray, log) -> dict[str, Path]:
-    """Write every artifact; TFLite files carry the metadata (float ones too: MediaPipe takes them)."""
+def _export_all(model, out: Path, cfg: ConvertConfig, calib_x: np.ndarray, log) -> tuple[dict[str, Path], dict]:
+    """Write every artifact; TFLite files carry the metadata (float ones too: MediaPipe takes them).
+
+    With ``cfg.quant.bias_correction`` the int8 artifacts (TFLite and ONNX) come from a bias-corrected
+    copy of ``model`` (both quantizers round weights to the same symmetric per-channel grid); the
+    float artifacts always come from ``model`` itself. Returns the files and what the correction did.
+    """
     files: dict[str, Path] = {}
     labels = metadata.labels_file(LABELS)
+    int8_model, bc_info = model, {"applied": False}
+    if cfg.quant.bias_correction:
+        t = time.perf_counter()
+        int8_model, stats = bias_correction.correct_weight_rounding_bias(model, calib_x, log=log)
+        top = sorted(stats, key=lambda s: -s.max_abs_shift_out)
+        bc_info = {"applied": True, "layers": len(stats), "calibration_images": len(calib_x),
+                   "seconds": round(time.perf_counter() - t, 1), "largest": [s.to_dict() for s in top[:5]]}
     with tempfile.TemporaryDirectory() as tmp:
         saved = tflite_export.export_saved_model(model, Path(tmp) / "saved_model")
+        saved_int8 = saved if int8_model is model else tflite_export.export_saved_model(int8_model,
+                                                                                        Path(tmp) / "saved_model_int8")
         rep = calibration.representative_dataset(calib_x)
         for variant in tflite_export.VARIANTS:
             t = time.perf_counter()
-            flat = tflite_export.convert(saved, variant, rep if variant == "int8" else None, cfg.quant)
+            int8 = variant == "int8"
+            flat = tflite_export.convert(saved_int8 if int8 else saved, variant, rep if int8 else None, cfg.quant)
             path = out / f"model_{variant}.tflite"
             path.write_bytes(metadata.embed(flat, metadata.build_metadata(cfg.bundle), {metadata.LABELS_FILE: labels}))
             files[path.name] = path
             log(f"{path.name}: converted in {time.perf_counter() - t:.1f}s")
-    files["model.onnx"] = onnx_export.export_onnx(model, out / "model.onnx")
-    if cfg.onnx_int8:
-        files["model_int8.onnx"] = onnx_export.quantize_onnx_int8(out / "model.onnx", out / "model_int8.onnx", calib_x)
-    return files
+        files["model.onnx"] = onnx_export.export_onnx(model, out / "model.onnx")
+        if cfg.onnx_int8:
+            fp32 = out / "model.onnx" if int8_model is model else onnx_export.export_onnx(int8_model,
+                                                                                          Path(tmp) / "corrected.onnx")
+            files["model_int8.onnx"] = onnx_export.quantize_onnx_int8(fp32, out / "model_int8.onnx", calib_x)
+    return files, bc_info
 
 
 def _input_info(path: Path) -> dict:

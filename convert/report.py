@@ -50,8 +50,17 @@ def markdown(r: dict) -> str:
                      f"{m['max_prob_diff']:.4f} | {m['confusion']} | {qs} |")
     cal = r["calibration"]
     lines += ["", f"int8 calibration: {cal['n']} **train** images, selection `{cal['selection']}`, seed {cal['seed']}, "
-              f"io `{cal['io_type']}`; list in `{cal['file']}`.", ""]
+              f"io `{cal['io_type']}`; list in `{cal['file']}`.", "", _bias_correction_line(r.get("bias_correction")), ""]
     if r["gate_failures"]:
         lines += ["## Gate failures", ""] + [f"- {f}" for f in r["gate_failures"]] + [""]
     lines += ["## Tool versions", ""] + [f"- {n}: {v}" for n, v in r["tools"].items()] + [""]
     return "\n".join(lines)
+
+
+def _bias_correction_line(bc: dict | None) -> str:
+    if not bc or not bc.get("applied"):
+        return "int8 weight-rounding bias correction: **not applied** (`--bias-correction` to apply)."
+    top = ", ".join(f"`{l['conv']}` {l['max_abs_shift_out']:.3g}" for l in bc["largest"][:3])
+    return (f"int8 weight-rounding bias correction: **applied** to the int8 artifacts ({bc['layers']} conv -> BatchNorm "
+            f"pairs, measured on the {bc['calibration_images']} calibration images in {bc['seconds']} s; largest "
+            f"per-channel shift removed, after the BatchNorm: {top}).")
