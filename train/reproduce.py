@@ -61,6 +61,15 @@ def stage_data(cfg: ReproduceConfig) -> None:
         raise SystemExit("[data] the dataset has problems (listed above); fix them before training")
 
 
+def _arg(path: Path) -> str:
+    """A path as passed to a stage CLI, and so as written into its reports: relative to the
+    working directory when inside it, so committed reports do not carry one machine's checkout."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def stage_train(cfg: ReproduceConfig) -> None:
     """Train + evaluate (resuming a partial run), then publish the report for committing."""
     from . import __main__ as train_cli
@@ -70,7 +79,7 @@ def stage_train(cfg: ReproduceConfig) -> None:
     if model.exists() and _fresh(cfg.run_dir / "report.json", model):
         print(f"[train] {model} and its report exist; skipping")
     else:
-        args = ["--manifest", str(cfg.manifest), "--preset", cfg.preset, "--run", str(cfg.run_dir)]
+        args = ["--manifest", _arg(cfg.manifest), "--preset", cfg.preset, "--run", _arg(cfg.run_dir)]
         if (cfg.run_dir / "state.json").exists():
             args.append("--resume")
         if cfg.data:
@@ -87,7 +96,7 @@ def stage_convert(cfg: ReproduceConfig) -> list[str]:
     if _fresh(out / "conversion_report.json", cfg.run_dir / "model.keras"):
         print(f"[convert] {out} is up to date; skipping")
         return json.loads((out / "conversion_report.json").read_text()).get("gate_failures", [])
-    args = ["--model", str(cfg.run_dir / "model.keras"), "--manifest", str(cfg.manifest), "--out", str(out)]
+    args = ["--model", _arg(cfg.run_dir / "model.keras"), "--manifest", _arg(cfg.manifest), "--out", _arg(out)]
     if cfg.data:
         args += ["--data", cfg.data]
     convert_main(args)
