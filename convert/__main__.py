@@ -10,7 +10,8 @@ from pathlib import Path
 import shlex
 import sys
 
-from convert.config import BIAS_CORRECTION_DEFAULT, BundleInfo, ConvertConfig, GateConfig, QuantizationConfig
+from convert.config import (BIAS_CORRECTION_DEFAULT, KEEP_FLOAT_DEFAULT, BundleInfo, ConvertConfig, GateConfig,
+                            QuantizationConfig)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -31,6 +32,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bias-correction", action=argparse.BooleanOptionalAction, default=BIAS_CORRECTION_DEFAULT,
                    help="cancel the int8 weight-rounding shift in the BatchNorm means before the int8 exports "
                         f"(default: {'on' if BIAS_CORRECTION_DEFAULT else 'off'}; see reports/convert/int8_findings.md)")
+    p.add_argument("--int8-keep-float", type=int, default=KEEP_FLOAT_DEFAULT, metavar="K",
+                   help="keep the K convs most sensitive to int8 weight rounding (ranked automatically on train-split "
+                        f"calibration images) float in the int8 TFLite; 0 = fully integer (default: {KEEP_FLOAT_DEFAULT}; "
+                        "see reports/convert/int8_findings.md)")
     p.add_argument("--no-onnx-int8", action="store_true")
     p.add_argument("--version", default=BundleInfo.version, help="model version written to metadata and bundle")
     p.add_argument("--threads", type=int, default=None)
@@ -41,7 +46,8 @@ def config_from(args: argparse.Namespace) -> ConvertConfig:
     paper = {"yes": True, "no": False}.get(args.paper_protocol, "paper" in args.manifest.name)
     return ConvertConfig(
         quant=QuantizationConfig.for_int8(args.calibration_size, args.calibration_seed, args.calibration_selection,
-                                          args.int8_io, tuple(args.denylist_node), args.bias_correction),
+                                          args.int8_io, tuple(args.denylist_node), args.bias_correction,
+                                          args.int8_keep_float),
         gate=GateConfig(tolerance=args.tolerance, paper_tolerance=args.paper_tolerance, paper_protocol=paper),
         bundle=BundleInfo(version=args.version),
         onnx_int8=not args.no_onnx_int8,

@@ -36,7 +36,7 @@ moves the logit margin by about 1 % of what the base convs do (int8_findings.md)
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterator
+from typing import Callable, Collection, Iterator
 
 import numpy as np
 
@@ -164,10 +164,13 @@ def clone_with_weights(model):
 
 
 def correct_weight_rounding_bias(model, calib_x: np.ndarray, batch_size: int = 8,
-                                 log: Callable[[str], None] | None = None) -> tuple[object, list[LayerCorrection]]:
+                                 log: Callable[[str], None] | None = None,
+                                 skip_convs: Collection[str] = ()) -> tuple[object, list[LayerCorrection]]:
     """A copy of ``model`` whose BN moving means cancel the int8 weight-rounding shift of the conv
     before them (module docstring), plus per-layer statistics. ``calib_x``: the int8 calibration
-    images (train split), preprocessed like inference input. Use the copy only for the int8 export."""
+    images (train split), preprocessed like inference input. Use the copy only for the int8 export.
+    ``skip_convs``: conv paths (``sub_model/layer``) left uncorrected, e.g. convs the int8 model
+    keeps in float (``convert.sensitivity``), whose weights are not rounded."""
     if len(calib_x) == 0:
         raise ValueError("bias correction needs calibration images")
     corrected = clone_with_weights(model)
@@ -180,6 +183,8 @@ def correct_weight_rounding_bias(model, calib_x: np.ndarray, batch_size: int = 8
             return
         means, sub_x = _mean_inputs(container, feed_x, batch_size, pairs, subs)
         for (conv, bn), a in zip(pairs, means):
+            if skip_convs and _bn_path(model, conv) in skip_convs:
+                continue
             w = np.asarray(conv.get_weights()[0])
             dw = round_to_int8_grid(w, _depthwise(conv)).astype(np.float64) - w
             delta = _delta(conv, a, dw)

@@ -11,6 +11,10 @@ IoType = Literal["uint8", "int8"]
 #: The paper's test accuracy (BR35H, its own split): the bar on the paper protocol.
 PAPER_ACCURACY = 0.9933
 
+#: How many of the most weight-rounding-sensitive convs the int8 TFLite keeps in float unless told
+#: otherwise (0 = full integer; decided from the measurements in reports/convert/int8_findings.md).
+KEEP_FLOAT_DEFAULT = 0
+
 #: Whether int8 exports get the weight-rounding bias correction unless told otherwise
 #: (decided from the measurements in reports/convert/int8_findings.md).
 BIAS_CORRECTION_DEFAULT = False
@@ -35,6 +39,12 @@ class QuantizationConfig:
             moving means cancel the mean shift of int8 weight rounding in the conv before them
             (``convert.bias_correction``, measured on the calibration images); the model stays
             fully integer and the float artifacts are unaffected.
+        keep_float: keep the ``keep_float`` convs whose int8 weight rounding moves the logit margin
+            most (``convert.sensitivity``, ranked in Keras on ``sensitivity_images`` of the
+            calibration images) in float in the int8 TFLite; 0 = every op integer. The model then
+            is **not** fully integer (float ops between dequantize/quantize; uint8 I/O stays).
+            The ONNX int8 is not affected.
+        sensitivity_images: calibration images (evenly spaced subset) the ranking runs on.
     """
 
     calibration_size: int = 300
@@ -44,6 +54,8 @@ class QuantizationConfig:
     denylisted_ops: tuple[str, ...] = ()
     denylisted_nodes: tuple[str, ...] = ()
     bias_correction: bool = BIAS_CORRECTION_DEFAULT
+    keep_float: int = KEEP_FLOAT_DEFAULT
+    sensitivity_images: int = 128
 
     def __post_init__(self) -> None:
         if self.calibration_size < 1:
@@ -52,16 +64,22 @@ class QuantizationConfig:
             raise ValueError(f"unknown selection {self.selection!r}")
         if self.io_type not in ("uint8", "int8"):
             raise ValueError(f"io_type must be uint8 or int8, got {self.io_type!r}")
+        if self.keep_float < 0:
+            raise ValueError(f"keep_float must be >= 0, got {self.keep_float}")
+        if self.sensitivity_images < 1:
+            raise ValueError(f"sensitivity_images must be >= 1, got {self.sensitivity_images}")
 
     @classmethod
     def for_int8(cls, calibration_size: int = 300, seed: int = 0, selection: Selection = "stratified",
                  io_type: IoType = "uint8", denylisted_nodes: tuple[str, ...] = (),
-                 bias_correction: bool = BIAS_CORRECTION_DEFAULT) -> "QuantizationConfig":
-        return cls(calibration_size, seed, selection, io_type, (), tuple(denylisted_nodes), bias_correction)
+                 bias_correction: bool = BIAS_CORRECTION_DEFAULT,
+                 keep_float: int = KEEP_FLOAT_DEFAULT) -> "QuantizationConfig":
+        return cls(calibration_size, seed, selection, io_type, (), tuple(denylisted_nodes), bias_correction, keep_float)
 
     @property
     def selective(self) -> bool:
-        return bool(self.denylisted_ops or self.denylisted_nodes)
+        """Some ops stay float (the int8 TFLite is then not fully integer)."""
+        return bool(self.denylisted_ops or self.denylisted_nodes or self.keep_float)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 import tempfile
 import time
@@ -10,7 +10,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from convert import android, bias_correction, calibration, metadata, onnx_export, report, tflite_export
+from convert import android, bias_correction, calibration, metadata, onnx_export, report, sensitivity, tflite_export
 from convert.config import ConvertConfig
 from convert.evaluate import Metrics, score
 from convert.gate import gate_failures
@@ -70,7 +70,7 @@ def run(model, manifest: str | Path, out_dir: str | Path, cfg: ConvertConfig = C
     keras_metrics = score(ref, test_y, ref)
     log(f"keras: accuracy {100 * keras_metrics.accuracy:.2f}%")
 
-    files, bc_info = _export_all(model, out, cfg, calib_x, log)
+    files, bc_info, sel_info = _export_all(model, out, cfg, calib_x, log)
     results: dict[str, dict] = {}
     metrics: dict[str, Metrics] = {}
     for name, path in files.items():
@@ -97,25 +97,37 @@ def run(model, manifest: str | Path, out_dir: str | Path, cfg: ConvertConfig = C
         "calibration": {"n": len(chosen), "file": "calibration.txt", **{k: cfg.quant.to_dict()[k] for k in
                                                                         ("selection", "seed", "io_type")}},
         "bias_correction": bc_info,
+        "int8_float_layers": sel_info,
         "artifacts": results, "gate_failures": failures,
     }
     report.write(rep, out)
     return Result(rep, failures, out)
 
 
-def _export_all(model, out: Path, cfg: ConvertConfig, calib_x: np.ndarray, log) -> tuple[dict[str, Path], dict]:
+def _export_all(model, out: Path, cfg: ConvertConfig, calib_x: np.ndarray,
+                log) -> tuple[dict[str, Path], dict, dict]:
     """Write every artifact; TFLite files carry the metadata (float ones too: MediaPipe takes them).
 
-    With ``cfg.quant.bias_correction`` the int8 artifacts (TFLite and ONNX) come from a bias-corrected
-    copy of ``model`` (both quantizers round weights to the same symmetric per-channel grid); the
-    float artifacts always come from ``model`` itself. Returns the files and what the correction did.
+    With ``cfg.quant.keep_float`` = K > 0 the K convs most sensitive to int8 weight rounding
+    (``convert.sensitivity``, ranked on the float ``model`` and train-split calibration images) stay
+    float in the int8 TFLite. With ``cfg.quant.bias_correction`` the int8 artifacts (TFLite and ONNX)
+    come from a bias-corrected copy of ``model`` (both quantizers round weights to the same symmetric
+    per-channel grid; kept-float convs are not corrected); the float artifacts always come from
+    ``model`` itself. Returns the files, what the correction did and which int8 TFLite ops are float.
     """
     files: dict[str, Path] = {}
     labels = metadata.labels_file(LABELS)
+    kept_refs, sel_info = [], {"keep_float": cfg.quant.keep_float}
+    if cfg.quant.keep_float:
+        ranking = sensitivity.rank_convs(model, sensitivity.subset(calib_x, cfg.quant.sensitivity_images), log=log)
+        kept_refs = ranking.top(cfg.quant.keep_float)
+        sel_info["ranking"] = ranking.to_dict(top=10)
+    selective = bool(kept_refs or cfg.quant.denylisted_ops or cfg.quant.denylisted_nodes)
     int8_model, bc_info = model, {"applied": False}
     if cfg.quant.bias_correction:
         t = time.perf_counter()
-        int8_model, stats = bias_correction.correct_weight_rounding_bias(model, calib_x, log=log)
+        int8_model, stats = bias_correction.correct_weight_rounding_bias(
+            model, calib_x, log=log, skip_convs=[r.path for r in kept_refs])
         top = sorted(stats, key=lambda s: -s.max_abs_shift_out)
         bc_info = {"applied": True, "layers": len(stats), "calibration_images": len(calib_x),
                    "seconds": round(time.perf_counter() - t, 1), "largest": [s.to_dict() for s in top[:5]]}
@@ -127,7 +139,18 @@ def _export_all(model, out: Path, cfg: ConvertConfig, calib_x: np.ndarray, log) 
         for variant in tflite_export.VARIANTS:
             t = time.perf_counter()
             int8 = variant == "int8"
-            flat = tflite_export.convert(saved_int8 if int8 else saved, variant, rep if int8 else None, cfg.quant)
+            if int8 and selective:
+                conv = tflite_export.make_converter(saved_int8, variant, rep, cfg.quant)
+                flat, kept_nodes = tflite_export.selective_int8(conv, cfg.quant, kept_refs)
+                scores = {s["path"]: s for s in sel_info.get("ranking", {}).get("top", [])}
+                sel_info["kept"] = [{"layer": p, "node": n, "mean_abs_margin_change":
+                                     scores.get(p, {}).get("mean_abs_margin_change")} for p, n in kept_nodes.items()]
+            else:
+                flat = tflite_export.convert(saved_int8 if int8 else saved, variant, rep if int8 else None,
+                                             replace(cfg.quant, keep_float=0))  # the plain full-integer recipe
+            if int8:
+                floats = sensitivity.float_ops(flat)
+                sel_info.update(fully_integer=not floats, float_ops=floats)
             path = out / f"model_{variant}.tflite"
             path.write_bytes(metadata.embed(flat, metadata.build_metadata(cfg.bundle), {metadata.LABELS_FILE: labels}))
             files[path.name] = path
@@ -137,7 +160,7 @@ def _export_all(model, out: Path, cfg: ConvertConfig, calib_x: np.ndarray, log) 
             fp32 = out / "model.onnx" if int8_model is model else onnx_export.export_onnx(int8_model,
                                                                                           Path(tmp) / "corrected.onnx")
             files["model_int8.onnx"] = onnx_export.quantize_onnx_int8(fp32, out / "model_int8.onnx", calib_x)
-    return files, bc_info
+    return files, bc_info, sel_info
 
 
 def _input_info(path: Path) -> dict:

@@ -50,7 +50,8 @@ def markdown(r: dict) -> str:
                      f"{m['max_prob_diff']:.4f} | {m['confusion']} | {qs} |")
     cal = r["calibration"]
     lines += ["", f"int8 calibration: {cal['n']} **train** images, selection `{cal['selection']}`, seed {cal['seed']}, "
-              f"io `{cal['io_type']}`; list in `{cal['file']}`.", "", _bias_correction_line(r.get("bias_correction")), ""]
+              f"io `{cal['io_type']}`; list in `{cal['file']}`.", "", _bias_correction_line(r.get("bias_correction")), "",
+              *_float_layers_lines(r.get("int8_float_layers")), ""]
     if r["gate_failures"]:
         lines += ["## Gate failures", ""] + [f"- {f}" for f in r["gate_failures"]] + [""]
     lines += ["## Tool versions", ""] + [f"- {n}: {v}" for n, v in r["tools"].items()] + [""]
@@ -64,3 +65,33 @@ def _bias_correction_line(bc: dict | None) -> str:
     return (f"int8 weight-rounding bias correction: **applied** to the int8 artifacts ({bc['layers']} conv -> BatchNorm "
             f"pairs, measured on the {bc['calibration_images']} calibration images in {bc['seconds']} s; largest "
             f"per-channel shift removed, after the BatchNorm: {top}).")
+
+
+def _float_layers_lines(sel: dict | None) -> list[str]:
+    """What of the int8 TFLite is integer: fully integer, or which convs were kept float and why."""
+    if not sel:
+        return []
+    k = sel.get("keep_float", 0)
+    rk = sel.get("ranking", {})
+    floats = sel.get("float_ops", [])
+    if sel.get("kept"):
+        kept = ", ".join(f"`{x['layer'].rsplit('/', 1)[-1]}`"
+                         + (f" ({x['mean_abs_margin_change']:.3g})" if x.get("mean_abs_margin_change") is not None else "")
+                         for x in sel["kept"])
+        lines = [f"int8 TFLite: **not fully integer**: {len(sel['kept'])} conv(s) kept in **float** "
+                 f"(`--int8-keep-float {k}`): {kept}; score = mean |logit margin change| when only that conv's "
+                 f"weights are int8-rounded (Keras, {rk.get('images', '?')} train calibration images, "
+                 f"{rk.get('seconds', '?')} s). Each runs in float between dequantize/quantize ops; uint8 I/O is "
+                 "unchanged; the ONNX int8 stays fully integer."]
+    elif sel.get("fully_integer", True):
+        lines = ["int8 TFLite: **fully integer** (every op int8"
+                 + (f"; `--int8-keep-float {k}` found no conv to keep" if k else
+                    "; `--int8-keep-float K` keeps the K convs most sensitive to weight rounding in float") + ")."]
+    else:
+        lines = ["int8 TFLite: **not fully integer** (denylisted ops/nodes run in float)."]
+    if floats:
+        lines += ["", f"Float ops in `model_int8.tflite`: {len(floats)} ({', '.join(sorted({f['op'] for f in floats}))})."]
+    if rk.get("top"):
+        lines += ["", "Weight-rounding sensitivity (top 10): "
+                  + ", ".join(f"`{t['layer']}` {t['mean_abs_margin_change']:.3g}" for t in rk["top"]) + "."]
+    return lines

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 
@@ -40,7 +40,7 @@ def make_converter(saved_model: str | Path, variant: Variant, representative: Ca
         io = {"uint8": tf.uint8, "int8": tf.int8}[qcfg.io_type]
         conv.inference_input_type = io
         conv.inference_output_type = io
-        if qcfg.selective:  # denylisted ops run in float between (de)quantize ops
+        if qcfg.selective:  # denylisted ops / kept-float convs run in float between (de)quantize ops
             conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
         else:
             conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -50,31 +50,39 @@ def make_converter(saved_model: str | Path, variant: Variant, representative: Ca
 
 
 def convert(saved_model: str | Path, variant: Variant, representative: Callable | None = None,
-            qcfg: QuantizationConfig = QuantizationConfig()) -> bytes:
-    """Serialized ``.tflite`` for one variant; int8 honours ``qcfg``'s denylists via the debugger."""
+            qcfg: QuantizationConfig = QuantizationConfig(), keep_float_layers: Sequence = ()) -> bytes:
+    """Serialized ``.tflite`` for one variant; int8 honours ``qcfg``'s denylists via the debugger and
+    keeps the convs in ``keep_float_layers`` (``sensitivity.ConvRef``) float."""
     conv = make_converter(saved_model, variant, representative, qcfg)
-    if variant == "int8" and qcfg.selective:
-        return selective_int8(conv, qcfg)
+    if variant == "int8" and (qcfg.selective or keep_float_layers):
+        return selective_int8(conv, qcfg, keep_float_layers)[0]
     return conv.convert()
 
 
-def selective_int8(conv, qcfg: QuantizationConfig) -> bytes:
-    """Full-integer except the denylisted ops/nodes, which run in float between (de)quantize ops.
+def selective_int8(conv, qcfg: QuantizationConfig, keep_float_layers: Sequence = ()) -> tuple[bytes, dict[str, str]]:
+    """Full-integer except the denylisted ops/nodes and the ops of ``keep_float_layers``, which run in
+    float between (de)quantize ops; returns the model and ``{layer path: op name}`` of the kept convs.
 
     Same route as ``QuantizationDebugger.get_nondebug_quantized_model`` (calibrate, then
     ``mlir_quantize`` with denylists), but that method drops the integer I/O types, so the
     (private) quantizer is called directly and the I/O retyped as the converter itself does.
+    The kept layers' op names are read from the calibrated model (``sensitivity.tflite_nodes``),
+    so they are exactly the names the quantizer matches.
     """
     import tensorflow as tf
     from tensorflow.lite.python import convert as tfl_convert, util
 
+    from convert.sensitivity import tflite_nodes
+
     conv._experimental_calibrate_only = True  # noqa: SLF001 - the debugger's own switch
     calibrated = conv.convert()
+    kept = tflite_nodes(calibrated, keep_float_layers) if keep_float_layers else {}
+    nodes = list(dict.fromkeys([*qcfg.denylisted_nodes, *kept.values()]))
     io = {"uint8": tf.uint8, "int8": tf.int8}[qcfg.io_type]
     quantized = tfl_convert.mlir_quantize(
         calibrated, fully_quantize=False,
-        denylisted_ops=list(qcfg.denylisted_ops) or None, denylisted_nodes=list(qcfg.denylisted_nodes) or None)
-    return bytes(util.modify_model_io_type(quantized, io, io))
+        denylisted_ops=list(qcfg.denylisted_ops) or None, denylisted_nodes=nodes or None)
+    return bytes(util.modify_model_io_type(quantized, io, io)), kept
 
 
 def input_quantization(tflite: bytes) -> tuple[str, tuple[float, int] | None]:

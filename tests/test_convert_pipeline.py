@@ -64,6 +64,11 @@ def test_int8_is_full_integer_with_raw_pixel_input(passing):
     assert inp["quantization"] == (1.0, 0)  # calibrated on 0..255 crops: the uint8 input is the raw pixel
     float_ops = [d for d in it.get_tensor_details() if d["dtype"] == np.float32]
     assert float_ops == [], [d["name"] for d in float_ops]
+    # (holds for --int8-keep-float 0; with K > 0 the K kept convs are float: tests/test_convert_sensitivity.py)
+    report = json.loads((passing / "conversion_report.json").read_text())
+    assert report["config"]["quant"]["keep_float"] == 0
+    assert report["int8_float_layers"] == {"keep_float": 0, "fully_integer": True, "float_ops": []}
+    assert "**fully integer**" in (passing / "conversion_report.md").read_text()
 
 
 def test_calibration_list_holds_only_train_images(passing):
