@@ -29,6 +29,7 @@ def test_override_casts_to_the_field_type():
     ("a.b.c=1", "unknown field"),
     ("seed=abc", "seed=abc"),
     ("cosine_decay=maybe", "true or false"),
+    ("seed=None", "cannot be None"),
 ])
 def test_bad_override_names_the_problem(text, needle):
     with pytest.raises(ValueError, match=needle.replace(".", r"\.")):
