@@ -222,22 +222,25 @@ def rank_convs(model, images: np.ndarray, curve_k: int = 4,
 
 # --- Keras layer -> TFLite op name ------------------------------------------------------------
 
-def _conv_ops(tflite: bytes) -> list[tuple[str, tuple[int, ...]]]:
-    """(output tensor name, filter shape) of every CONV_2D / DEPTHWISE_CONV_2D op in subgraph 0."""
+def _ops(tflite: bytes):
+    """``(builtin code, op, subgraph, schema module)`` for every op of subgraph 0."""
     from ai_edge_litert import schema_py_generated as tfl
 
-    codes = {tfl.BuiltinOperator.CONV_2D, tfl.BuiltinOperator.DEPTHWISE_CONV_2D}
     m = tfl.Model.GetRootAs(tflite, 0)
     g = m.Subgraphs(0)
-    out = []
     for i in range(g.OperatorsLength()):
         op = g.Operators(i)
         oc = m.OperatorCodes(op.OpcodeIndex())
-        if max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()) not in codes:
-            continue
-        name = g.Tensors(op.Outputs(0)).Name().decode()
-        shape = tuple(int(v) for v in g.Tensors(op.Inputs(1)).ShapeAsNumpy())
-        out.append((name, shape))
+        yield max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode()), op, g, tfl
+
+
+def _conv_ops(tflite: bytes) -> list[tuple[str, tuple[int, ...]]]:
+    """(output tensor name, filter shape) of every CONV_2D / DEPTHWISE_CONV_2D op in subgraph 0."""
+    out = []
+    for code, op, g, tfl in _ops(tflite):
+        if code in (tfl.BuiltinOperator.CONV_2D, tfl.BuiltinOperator.DEPTHWISE_CONV_2D):
+            name = g.Tensors(op.Outputs(0)).Name().decode()
+            out.append((name, tuple(int(v) for v in g.Tensors(op.Inputs(1)).ShapeAsNumpy())))
     return out
 
 
@@ -283,17 +286,10 @@ def tflite_nodes(tflite: bytes, refs: Sequence[ConvRef]) -> dict[str, str]:
 
 def float_ops(tflite: bytes) -> list[dict]:
     """Ops of a (selectively) quantized model that compute in float32: (op, output name)."""
-    from ai_edge_litert import schema_py_generated as tfl
-
-    names = {v: k for k, v in vars(tfl.BuiltinOperator).items() if not k.startswith("_")}
-    m = tfl.Model.GetRootAs(tflite, 0)
-    g = m.Subgraphs(0)
-    out = []
-    for i in range(g.OperatorsLength()):
-        op = g.Operators(i)
-        oc = m.OperatorCodes(op.OpcodeIndex())
-        code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
+    out, names = [], None
+    for code, op, g, tfl in _ops(tflite):
+        names = names or {v: k for k, v in vars(tfl.BuiltinOperator).items() if not k.startswith("_")}
         t = g.Tensors(op.Outputs(0))
-        if t.Type() == tfl.TensorType.FLOAT32 and names.get(code) not in ("DEQUANTIZE",):
+        if t.Type() == tfl.TensorType.FLOAT32 and names.get(code) != "DEQUANTIZE":
             out.append({"op": names.get(code, str(code)), "output": t.Name().decode()})
     return out
