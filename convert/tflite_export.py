@@ -50,12 +50,12 @@ def make_converter(saved_model: str | Path, variant: Variant, representative: Ca
 
 
 def convert(saved_model: str | Path, variant: Variant, representative: Callable | None = None,
-            qcfg: QuantizationConfig = QuantizationConfig(), keep_float_layers: Sequence = ()) -> bytes:
-    """Serialized ``.tflite`` for one variant; int8 honours ``qcfg``'s denylists via the debugger and
-    keeps the convs in ``keep_float_layers`` (``sensitivity.ConvRef``) float."""
+            qcfg: QuantizationConfig = QuantizationConfig()) -> bytes:
+    """Serialized ``.tflite`` for one variant; int8 honours ``qcfg``'s denylists via the debugger
+    (kept-float convs need a ranking first: ``convert.pipeline`` calls :func:`selective_int8`)."""
     conv = make_converter(saved_model, variant, representative, qcfg)
-    if variant == "int8" and (qcfg.selective or keep_float_layers):
-        return selective_int8(conv, qcfg, keep_float_layers)[0]
+    if variant == "int8" and qcfg.selective:
+        return selective_int8(conv, qcfg)[0]
     return conv.convert()
 
 
