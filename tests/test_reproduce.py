@@ -58,3 +58,21 @@ def test_release_copies_the_shipped_artifacts(tmp_path):
         if (cfg.run_dir / src).is_file():
             assert (out / name).read_bytes() == (cfg.run_dir / src).read_bytes()
     assert (out / "android" / "model.json").is_file()
+
+
+def test_stage_paths_are_relative_inside_the_working_directory(tmp_path, monkeypatch):
+    """Reports written by ``make reproduce`` must not carry this machine's checkout path."""
+    from train.reproduce import _arg
+
+    monkeypatch.chdir(tmp_path)
+    assert _arg(tmp_path / "splits" / "br35h-paper.csv") == str(Path("splits") / "br35h-paper.csv")
+    outside = tmp_path.parent / "elsewhere" / "m.csv"
+    assert _arg(outside) == str(outside)
+
+
+def test_report_names_the_training_backend_when_recorded():
+    from train.report import _trained_on
+
+    assert _trained_on({"backend": "jax", "devices": ["gpu:NVIDIA H200"]}) == " on Keras/jax, gpu:NVIDIA H200"
+    assert _trained_on({"backend": "tensorflow"}) == " on Keras/tensorflow"
+    assert _trained_on({"preset": "cpu"}) == ""

@@ -56,7 +56,7 @@ def _manifest_info(manifest_path) -> dict:
 
 
 def _trained_on(config: dict) -> str:
-    """`` on jax, gpu:NVIDIA H200`` from the run's config.json (older runs: nothing)."""
+    """`` on Keras/jax, gpu:NVIDIA H200`` from the run's config.json (runs that predate recording it: "")."""
     if not isinstance(config, dict) or "backend" not in config:
         return ""
     devices = config.get("devices")
