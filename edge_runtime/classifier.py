@@ -7,7 +7,7 @@ from a device always say where the time went.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 import time
 
@@ -16,8 +16,14 @@ import numpy as np
 from .config import LABELS, TUMOUR_INDEX, CropBox, CropConfig
 from .crop import crop_image
 from .default_model import default_model
-from .image_io import load_rgb
+from .image_io import DecodeConfig, load_image
 from .interpreter import DEFAULT_THREADS, Backend, TFLiteModel
+from .selftest import check_scores, self_test
+
+
+class NonFiniteScoreError(ArithmeticError):
+    """The model gave no valid probabilities for one image: that image gets an error, never
+    a label (``argmax`` of NaN is 0, which would read as "no tumour")."""
 
 
 @dataclass(frozen=True)
@@ -77,12 +83,20 @@ class Classifier:
         num_threads: interpreter threads, fixed for the object's life (recorded in ``info``).
         crop: the preprocessing contract; must be the one the model was trained with.
         backend: a specific :class:`~.interpreter.Backend`; default = first available.
+        decode: decode limits and options; default: ``DecodeConfig(max_pixels=crop.max_pixels)``.
+
+    Raises:
+        ModelError: the model cannot be loaded, breaks the contract, or fails the self-test
+            (non-finite or impossible scores on built-in inputs, see :mod:`.selftest`).
     """
 
     def __init__(self, model: str | Path | None = None, num_threads: int = DEFAULT_THREADS,
-                 crop: CropConfig = CropConfig(), backend: Backend | None = None) -> None:
+                 crop: CropConfig = CropConfig(), backend: Backend | None = None,
+                 decode: DecodeConfig | None = None) -> None:
         self.crop = crop
+        self.decode = decode or DecodeConfig(max_pixels=crop.max_pixels)
         self.model = TFLiteModel(model if model is not None else default_model(), num_threads, backend, crop.size)
+        self_test(self.model, crop.size)
 
     @property
     def info(self) -> dict:
@@ -95,6 +109,9 @@ class Classifier:
         t1 = time.perf_counter()
         scores = self.model.scores(image)
         t2 = time.perf_counter()
+        problem = check_scores(scores)
+        if problem:
+            raise NonFiniteScoreError(f"model output unusable for this image: {problem}")
         s = (float(scores[0]), float(scores[1]))
         return Prediction(
             path=path,
@@ -106,7 +123,21 @@ class Classifier:
         )
 
     def classify(self, path: str | Path) -> Prediction:
-        """Decode and classify one file; raises :class:`~.image_io.ImageDecodeError` on bad input."""
+        """Decode and classify one file; raises :class:`~.image_io.ImageDecodeError` on bad input.
+
+        With draft decoding the crop is found on the reduced image; ``box`` is reported in the
+        file's full-size pixel coordinates either way.
+        """
         t0 = time.perf_counter()
-        rgb = load_rgb(path, self.crop.max_pixels)
-        return self.classify_array(rgb, str(path), (time.perf_counter() - t0) * 1e3)
+        decoded = load_image(path, self.decode)
+        pred = self.classify_array(decoded.rgb, str(path), (time.perf_counter() - t0) * 1e3)
+        if decoded.scale == 1.0:
+            return pred
+        return replace(pred, box=_scale_box(pred.box, decoded.rgb.shape, decoded.size))
+
+
+def _scale_box(box: CropBox, reduced_shape: tuple[int, ...], size: tuple[int, int]) -> CropBox:
+    """A box on a reduced decode, mapped to full-size coordinates (clipped to the image)."""
+    sx, sy = size[0] / reduced_shape[1], size[1] / reduced_shape[0]
+    return CropBox(min(size[0], round(box.left * sx)), min(size[1], round(box.top * sy)),
+                   min(size[0], round(box.right * sx)), min(size[1], round(box.bottom * sy)), box.fallback)

@@ -1,23 +1,53 @@
 """``br35h-edge`` / ``python -m edge_runtime``: predict, bench, watch.
 
-Exit status: 0 all images classified, 1 at least one input failed (its record says why),
-2 the model or the arguments are unusable (nothing was classified).
+Exit status: 0 all images classified, 1 at least one input failed (its record says why), an
+input yielded no image, or (``watch --once``) a file is left for the next run; 2 the model, the
+output or the arguments are unusable (checked before any image is read; nothing is written);
+130 interrupted (``predict -o`` keeps partial results as ``NAME.partial``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 from pathlib import Path
 import sys
 
 from .bench import BenchConfig, bench
 from .classifier import Classifier
 from .default_model import ModelNotFoundError
-from .inputs import expand
+from .image_io import DecodeConfig
 from .interpreter import DEFAULT_THREADS, ModelError, find_backend
+from .ledger import Ledger
+from .outputs import AtomicOutput, OutputError, check_output
 from .records import FORMATS, classify_record, write_records
+from .walk import expand, is_image_name
 from .watch import WatchConfig, watch
+
+
+def _interval(text: str) -> float:
+    """``--interval``: refused at parse time, not after the first pass."""
+    value = float(text)
+    if not (math.isfinite(value) and value >= 0.01):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0.01 (0 would be a busy loop), got {text}")
+    return value
+
+
+def _decode_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--memory-budget-mb", type=int, default=DecodeConfig.memory_budget_mb,
+                   help="refuse images whose decode would need more memory (estimated from the header; "
+                        f"default {DecodeConfig.memory_budget_mb}, fits a 1 GB Raspberry Pi)")
+    p.add_argument("--draft", action="store_true",
+                   help="decode large JPEGs at reduced size (faster, less memory; not bit-identical to training)")
+
+
+def _check_threads(threads: int) -> None:
+    """Threads beyond the CPU count only add contention; hundreds abort natively in XNNPACK."""
+    cpus = os.cpu_count() or 1
+    if not 1 <= threads <= cpus:
+        raise ValueError(f"--threads {threads}: must be between 1 and {cpus} (the number of CPUs here)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,7 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--jsonl", dest="format", action="store_const", const="jsonl", help="one JSON object per image")
     fmt.add_argument("--csv", dest="format", action="store_const", const="csv", help="CSV with a header")
-    p.add_argument("--output", "-o", type=Path, help="write here instead of stdout")
+    p.add_argument("--output", "-o", type=Path, help="write here instead of stdout (replaced only when the run ends)")
+    _decode_args(p)
     p.set_defaults(format="table")
 
     b = sub.add_parser("bench", parents=[common], help="on-device latency: warm-up, N runs, percentiles")
@@ -47,28 +78,48 @@ def _parser() -> argparse.ArgumentParser:
     w = sub.add_parser("watch", parents=[common], help="classify every new image in a folder, append to a log")
     w.add_argument("folder", type=Path)
     w.add_argument("--output", "-o", type=Path, required=True, help="log file: .jsonl or .csv (appended)")
-    w.add_argument("--interval", type=float, default=1.0, help="poll interval in seconds")
+    w.add_argument("--interval", type=_interval, default=1.0, help="poll interval in seconds (>= 0.01)")
     w.add_argument("--recursive", action="store_true")
     w.add_argument("--once", action="store_true", help="one pass over what is there now, then exit")
+    _decode_args(w)
     return parser
 
 
 def _classifier(args: argparse.Namespace) -> Classifier:
     backend = find_backend(args.backend) if args.backend else None
-    return Classifier(args.model, num_threads=args.threads, backend=backend)
+    decode = None
+    if hasattr(args, "memory_budget_mb"):
+        decode = DecodeConfig(memory_budget_mb=args.memory_budget_mb, draft=args.draft)
+    return Classifier(args.model, num_threads=args.threads, backend=backend, decode=decode)
 
 
-def _predict(args: argparse.Namespace, clf: Classifier) -> int:
-    paths = expand(args.inputs)
-    records = (classify_record(clf, p) for p in paths)
+def _predict(args: argparse.Namespace) -> int:
+    found = expand(args.inputs)
+    for arg in found.empty:
+        print(f"br35h-edge: {arg}: no image files found there", file=sys.stderr)
+    if not found.files:
+        print("br35h-edge: nothing to classify (0 images found)", file=sys.stderr)
+        return 1
+    out = None
     if args.output:
-        with open(args.output, "w", newline="") as f:
-            ok, failed = write_records(records, args.format, f)
-    else:
-        ok, failed = write_records(records, args.format, sys.stdout)
+        check_output(args.output, found.files)
+        out = AtomicOutput(args.output)  # locked from here on; nothing replaced until the end
+    try:
+        clf = _classifier(args)
+        records = (classify_record(clf, p) for p in found.files)
+        ok, failed = write_records(records, args.format, out.stream if out else sys.stdout)
+    except BaseException:
+        if out:
+            partial = out.abort()
+            if partial:
+                print(f"br35h-edge: run stopped; {args.output} left unchanged, partial results in {partial}",
+                      file=sys.stderr)
+        raise
+    if out:
+        out.commit()
     print(f"{ok} classified, {failed} failed ({clf.model.backend.name}, {clf.model.num_threads} threads, "
           f"model {clf.model.path})", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if failed or found.empty else 0
 
 
 def _bench(args: argparse.Namespace, clf: Classifier) -> int:
@@ -84,32 +135,51 @@ def _bench(args: argparse.Namespace, clf: Classifier) -> int:
     return 0
 
 
-def _watch(args: argparse.Namespace, clf: Classifier) -> int:
+def _watch(args: argparse.Namespace) -> int:
     cfg = WatchConfig(args.folder, args.output, args.interval, args.recursive)
+    if not cfg.folder.is_dir():
+        raise NotADirectoryError(f"{cfg.folder}: not a folder to watch")
+    if cfg.output.is_dir() or is_image_name(cfg.output):
+        raise OutputError(f"log {cfg.output} must be a .jsonl or .csv file, not a folder or an image name")
+    ledger = Ledger(cfg.output)  # locked and repaired before the model loads
+    try:
+        clf = _classifier(args)
+    except BaseException:
+        ledger.close()
+        raise
     print(f"watching {cfg.folder} -> {cfg.output} ({clf.model.backend.name}, {clf.model.num_threads} threads)",
           file=sys.stderr)
-    failed = 0
 
     def report(rec: dict) -> None:
-        nonlocal failed
-        failed += rec["error"] is not None
         print(f"{rec['path']}: {rec['error'] or rec['label']}", file=sys.stderr)
 
+    def note(msg: str) -> None:
+        print(f"br35h-edge: {msg}", file=sys.stderr)
+
     try:
-        watch(clf, cfg, once=args.once, on_record=report)
+        summary = watch(clf, cfg, once=args.once, on_record=report, on_note=note, ledger=ledger)
     except KeyboardInterrupt:
-        pass  # Ctrl-C / SIGINT is the normal way to stop; every record is already on disk
-    return 1 if failed else 0
+        return 0  # Ctrl-C / SIGINT is the normal way to stop; every record is already on disk
+    if summary.deferred:
+        note(f"{len(summary.deferred)} file(s) left for the next run (being written or not readable yet)")
+    return 1 if summary.failed or summary.deferred else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        clf = _classifier(args)
-        return {"predict": _predict, "bench": _bench, "watch": _watch}[args.command](args, clf)
+        _check_threads(args.threads)
+        if args.command == "bench":
+            return _bench(args, _classifier(args))
+        return {"predict": _predict, "watch": _watch}[args.command](args)
     except (ModelError, ModelNotFoundError, ImportError, NotADirectoryError, ValueError) as exc:
         print(f"br35h-edge: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the output or log cannot be created or written
+        print(f"br35h-edge: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -2,19 +2,25 @@
 
 Training and the device both decode through this function, so a model sees the same pixels
 on a Pi as it did on the desktop (OpenCV's and Pillow's JPEG decoders differ by a few grey
-levels). Everything Pillow can open is accepted and normalised to 8-bit RGB; anything else
-raises :class:`ImageDecodeError`, never a bare Pillow exception.
+levels). Only the formats of :mod:`.formats` are decoded (recognised by their first bytes, not
+their name), only within a memory budget computed from the header, and everything is normalised
+to 8-bit RGB; anything else raises :class:`ImageDecodeError`, never a bare Pillow exception.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
+import stat
+import struct
 import warnings
 
 import numpy as np
 from PIL import Image
 
+from .budget import estimate_bytes, mib
 from .config import CropBox
+from .formats import ALLOWED_FORMATS, HEAD_BYTES, describe_unknown, sniff
 
 _RESAMPLE = {
     "nearest": Image.Resampling.NEAREST,
@@ -25,11 +31,19 @@ _RESAMPLE = {
 
 
 class ImageDecodeError(ValueError):
-    """An input file could not be turned into an RGB image; ``reason`` says why."""
+    """An input file could not be turned into an RGB image; ``reason`` says why.
 
-    def __init__(self, path: str | Path, reason: str) -> None:
+    ``kind`` lets a watcher tell what may change on a later attempt: ``"io"`` (the file could
+    not be read; ``errno`` set, e.g. a permission not yet granted), ``"corrupt"`` (bad or
+    incomplete data: a file still being written looks like this), ``"refused"`` (format, size
+    or memory limits) or ``"invalid"`` (anything else about the content).
+    """
+
+    def __init__(self, path: str | Path, reason: str, kind: str = "invalid", errno: int | None = None) -> None:
         self.path = str(path)
         self.reason = reason
+        self.kind = kind
+        self.errno = errno
         super().__init__(f"{self.path}: {reason}")
 
 
@@ -56,42 +70,135 @@ def _to_rgb(img: Image.Image, path: str | Path) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
-def load_rgb(path: str | Path, max_pixels: int = 50_000_000) -> np.ndarray:
-    """Decode ``path`` into an ``(H, W, 3)`` uint8 RGB array.
+@dataclass(frozen=True)
+class DecodeConfig:
+    """Limits and options of the decode stage.
+
+    Attributes:
+        max_pixels: refuse images with more pixels than this (header check).
+        memory_budget_mb: refuse an image whose estimated decode + crop working set
+            (:func:`.budget.estimate_bytes`, from the header) exceeds this. 320 MiB leaves room
+            for Python, numpy, the interpreter and the model on a 1 GB Raspberry Pi.
+        draft: JPEG only: let libjpeg decode at 1/2, 1/4 or 1/8 size (DCT scaling) when the
+            reduced image still has at least ``draft_min_side`` pixels on its shorter side. Off
+            by default: training decoded every image at full size, and the box found on a reduced
+            image is only close to the full-size one (``benchmarks/draft_parity.py``).
+        draft_min_side: shorter side the reduced image must keep (2 x the 224 px model input,
+            so the crop is still downscaled, never upscaled, by the final resize).
+    """
+
+    max_pixels: int = 50_000_000
+    memory_budget_mb: int = 320
+    draft: bool = False
+    draft_min_side: int = 448
+
+    def __post_init__(self) -> None:
+        if self.max_pixels < 1 or self.memory_budget_mb < 1 or self.draft_min_side < 1:
+            raise ValueError(f"decode limits must be positive, got {self}")
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded image: ``rgb`` at ``scale`` (1 = full size; 2, 4, 8 = JPEG draft decode) of
+    the file's ``size`` (width, height)."""
+
+    rgb: np.ndarray
+    size: tuple[int, int]
+    scale: float = 1.0
+
+
+def _draft_scale(width: int, height: int, cfg: DecodeConfig) -> int:
+    """Largest libjpeg reduction (8, 4, 2) keeping ``draft_min_side`` px on the shorter side."""
+    for s in (8, 4, 2):
+        if min(width, height) // s >= cfg.draft_min_side:
+            return s
+    return 1
+
+
+def _open_checked(p: Path, fmt: str, cfg: DecodeConfig):
+    """Open with Pillow restricted to ``fmt``; refuse by header before any pixel is decoded."""
+    img = Image.open(p, formats=[fmt])
+    w, h = img.size
+    if w < 1 or h < 1:
+        img.close()
+        raise ImageDecodeError(p, f"image has no pixels ({w}x{h})")
+    if w * h > cfg.max_pixels:
+        img.close()
+        raise ImageDecodeError(p, f"image is {w}x{h} = {w * h} pixels, above the limit of {cfg.max_pixels}",
+                               "refused")
+    return img
+
+
+def load_image(path: str | Path, cfg: DecodeConfig = DecodeConfig()) -> Decoded:
+    """Decode ``path`` (allowed formats only, within the memory budget) into RGB uint8.
 
     Raises:
-        ImageDecodeError: empty, missing, not an image, truncated, larger than
-            ``max_pixels``, or an unsupported pixel format.
+        ImageDecodeError: missing, not a regular file, empty, not an allowed format, truncated,
+            above ``max_pixels`` or the memory budget, or an unsupported pixel format.
     """
     p = Path(path)
     try:
-        size = p.stat().st_size
+        st = p.stat()
     except OSError as exc:
-        raise ImageDecodeError(p, f"cannot read file ({exc.strerror or exc})") from exc
-    if size == 0:
+        raise ImageDecodeError(p, f"cannot read file ({exc.strerror or exc})", "io", exc.errno) from exc
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageDecodeError(p, "is a directory, not an image file")
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageDecodeError(p, "not a regular file")
+    if st.st_size == 0:
         raise ImageDecodeError(p, "file is empty")
+    try:
+        with open(p, "rb") as f:
+            head = f.read(HEAD_BYTES)
+    except OSError as exc:
+        raise ImageDecodeError(p, f"cannot read file ({exc.strerror or exc})", "io", exc.errno) from exc
+    fmt = sniff(head)
+    if fmt is None:
+        allowed = ", ".join(ALLOWED_FORMATS.values())
+        raise ImageDecodeError(p, f"not an image in an accepted format ({allowed}); "
+                                  f"file starts with {describe_unknown(head)}", "refused")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(p) as img:
-                w, h = img.size
-                if w * h > max_pixels:
+            with _open_checked(p, fmt, cfg) as img:
+                size = img.size
+                scale = _draft_scale(*size, cfg) if cfg.draft and fmt == "JPEG" else 1
+                if scale > 1:
+                    img.draft(img.mode, (size[0] // scale, size[1] // scale))
+                need = estimate_bytes(img.size[0], img.size[1], img.mode)
+                if need > cfg.memory_budget_mb * 2**20:
                     raise ImageDecodeError(
-                        p, f"image is {w}x{h} = {w * h} pixels, above the limit of {max_pixels}"
-                    )
-                if w < 1 or h < 1:
-                    raise ImageDecodeError(p, f"image has no pixels ({w}x{h})")
+                        p, f"image is {size[0]}x{size[1]} {img.mode}: decoding needs about {mib(need)}, "
+                           f"above the memory budget of {cfg.memory_budget_mb} MiB", "refused")
                 img.load()
-                return _to_rgb(img, p)
+                rgb = _to_rgb(img, p)
+                return Decoded(rgb, size, size[0] / rgb.shape[1])
     except ImageDecodeError:
         raise
     except Image.UnidentifiedImageError as exc:
-        raise ImageDecodeError(p, "not an image Pillow can identify") from exc
+        raise ImageDecodeError(p, f"corrupt or truncated image data (not a valid {ALLOWED_FORMATS[fmt]} file)",
+                               "corrupt") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageDecodeError(p, f"image too large to decode safely ({exc})") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageDecodeError(p, f"image too large to decode safely ({exc})", "refused") from exc
+    except MemoryError as exc:
+        raise ImageDecodeError(p, "out of memory while decoding", "refused") from exc
+    except OSError as exc:
+        if exc.errno is not None:  # the OS failed to read the file, not the decoder
+            raise ImageDecodeError(p, f"cannot read file ({exc.strerror or exc})", "io", exc.errno) from exc
         # Pillow reports truncated or corrupt data as OSError ("image file is truncated").
-        raise ImageDecodeError(p, f"corrupt or truncated image data ({exc})") from exc
+        raise ImageDecodeError(p, f"corrupt or truncated image data ({exc})", "corrupt") from exc
+    except (SyntaxError, ValueError, EOFError, struct.error) as exc:
+        raise ImageDecodeError(p, f"corrupt or truncated image data ({exc})", "corrupt") from exc
+
+
+def load_rgb(path: str | Path, max_pixels: int = 50_000_000, cfg: DecodeConfig | None = None) -> np.ndarray:
+    """Decode ``path`` into an ``(H, W, 3)`` uint8 RGB array at full size (what training sees).
+
+    Raises:
+        ImageDecodeError: see :func:`load_image`.
+    """
+    cfg = replace(cfg or DecodeConfig(), max_pixels=max_pixels, draft=False)
+    return load_image(path, cfg).rgb
 
 
 def crop_and_resize(rgb: np.ndarray, box: CropBox, size: int, resample: str = "bicubic") -> np.ndarray:

@@ -1,7 +1,10 @@
 """Result records and their three output formats; appending them so readers never see half a line.
 
 A record is a flat dict (``Prediction.to_record()`` or :func:`error_record`): ``path``,
-``label`` (``yes``/``no``), ``score`` (probability of tumour) and ``error`` always present.
+``path_bytes_b64`` (see :mod:`.names`), ``label`` (``yes``/``no``), ``score`` (probability of
+tumour) and ``error`` always present. Every failure of one file, whatever its exception type
+(MemoryError included), becomes that file's error record: one bad file never stops a batch.
+Output is always valid: JSON never holds NaN/Infinity, text is always encodable UTF-8.
 """
 
 from __future__ import annotations
@@ -9,40 +12,62 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
+import math
 from pathlib import Path
 from typing import Iterable, TextIO
 
 from .classifier import Classifier
 from .image_io import ImageDecodeError
+from .names import display, path_fields
 
 CSV_FIELDS = ("path", "label", "score", "score_no", "score_yes", "box", "no_brain_found",
               "decode_ms", "preprocess_ms", "inference_ms", "num_threads", "error")
+CSV_FIELDS += ("path_bytes_b64",)  # the exact name when ``path`` had to be escaped
 FORMATS = ("table", "jsonl", "csv")
 
 
 def error_record(path: str | Path, reason: str) -> dict:
-    return {"path": str(path), "label": None, "score": None, "error": reason}
+    return {**path_fields(path), "label": None, "score": None, "error": display(reason)}
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What goes into ``error`` for an exception raised while handling one file."""
+    if isinstance(exc, ImageDecodeError):
+        return exc.reason
+    if isinstance(exc, MemoryError):
+        return "out of memory while processing this file"
+    return f"unexpected {type(exc).__name__}: {exc}"
 
 
 def classify_record(classifier: Classifier, path: str | Path) -> dict:
-    """One file's record; a bad image becomes an error record, anything else still raises."""
+    """One file's record; any failure on this file (not Ctrl-C) becomes an error record."""
     try:
-        return classifier.classify(path).to_record()
-    except ImageDecodeError as exc:
-        return error_record(path, exc.reason)
+        return {**classifier.classify(path).to_record(), **path_fields(path)}
+    except Exception as exc:  # noqa: BLE001 - per-file isolation is the point; the reason is recorded
+        return error_record(path, failure_reason(exc))
+
+
+def _clean(value):
+    """Strings made encodable (lone surrogates escaped); other values unchanged."""
+    return display(value) if isinstance(value, str) else value
 
 
 def format_jsonl(record: dict) -> str:
-    return json.dumps(record, sort_keys=False) + "\n"
+    """One JSON line; a record holding NaN/Infinity becomes its error record (never invalid JSON)."""
+    try:
+        return json.dumps({k: _clean(v) for k, v in record.items()}, allow_nan=False) + "\n"
+    except ValueError:
+        return json.dumps(error_record(record.get("path", "?"), "non-finite value in result")) + "\n"
 
 
-def format_csv(record: dict, header: bool = False) -> str:
+def format_csv(record: dict, header: bool = False, fields: tuple[str, ...] = CSV_FIELDS) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buf, fields, extrasaction="ignore", lineterminator="\n")
     if header:
         writer.writeheader()
-    row = dict(record)
+    row = {k: _clean(v) for k, v in record.items()}
+    if any(isinstance(v, float) and not math.isfinite(v) for v in row.values()):
+        row = error_record(record.get("path", "?"), "non-finite value in result")
     if row.get("box") is not None:
         row["box"] = " ".join(map(str, row["box"]))
     writer.writerow(row)
@@ -50,11 +75,11 @@ def format_csv(record: dict, header: bool = False) -> str:
 
 
 def format_table_row(record: dict) -> str:
-    if record["error"]:
-        return f"{'ERROR':5}  {'':>6}  {record['path']}: {record['error']}\n"
+    if record["error"] or not math.isfinite(record["score"]):
+        return f"{'ERROR':5}  {'':>6}  {_clean(record['path'])}: {_clean(record['error'] or 'non-finite score')}\n"
     note = "  (no brain found: whole image classified)" if record.get("no_brain_found") else ""
     ms = record["decode_ms"] + record["preprocess_ms"] + record["inference_ms"]
-    return f"{record['label']:5}  {record['score']:6.4f}  {record['path']}  [{ms:.1f} ms]{note}\n"
+    return f"{record['label']:5}  {record['score']:6.4f}  {_clean(record['path'])}  [{ms:.1f} ms]{note}\n"
 
 
 def write_records(records: Iterable[dict], fmt: str, stream: TextIO) -> tuple[int, int]:
@@ -75,53 +100,3 @@ def write_records(records: Iterable[dict], fmt: str, stream: TextIO) -> tuple[in
     if fmt == "csv" and ok + failed == 0:
         stream.write(",".join(CSV_FIELDS) + "\n")
     return ok, failed
-
-
-class AtomicAppender:
-    """Append-only JSONL/CSV log: each record is one ``write`` on an ``O_APPEND`` descriptor,
-    then fsync, so a reader (or a crash) sees whole lines only and earlier lines are never
-    rewritten. The format follows the suffix (``.csv`` or anything else = JSONL)."""
-
-    def __init__(self, path: str | Path, fsync: bool = True) -> None:
-        self.path = Path(path)
-        self.fmt = "csv" if self.path.suffix.lower() == ".csv" else "jsonl"
-        self.fsync = fsync
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        if self.fmt == "csv" and os.fstat(self._fd).st_size == 0:
-            self._write(",".join(CSV_FIELDS) + "\n")
-
-    def _write(self, text: str) -> None:
-        os.write(self._fd, text.encode())
-        if self.fsync:
-            os.fsync(self._fd)
-
-    def append(self, record: dict) -> None:
-        self._write(format_csv(record) if self.fmt == "csv" else format_jsonl(record))
-
-    def close(self) -> None:
-        os.close(self._fd)
-
-    def __enter__(self) -> "AtomicAppender":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def logged_paths(path: str | Path) -> set[str]:
-    """Paths already present in a JSONL/CSV log (so a restarted watcher does not redo them)."""
-    p = Path(path)
-    if not p.is_file():
-        return set()
-    text = p.read_text()
-    if p.suffix.lower() == ".csv":
-        return {row["path"] for row in csv.DictReader(io.StringIO(text)) if row.get("path")}
-    done = set()
-    for line in text.splitlines():
-        if line.strip():
-            try:
-                done.add(json.loads(line)["path"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue  # a torn line from a crash elsewhere: that image is simply redone
-    return done

@@ -12,7 +12,7 @@ from PIL import Image
 
 from edge_runtime.classifier import Classifier
 from edge_runtime.cli import main
-from edge_runtime.records import logged_paths
+from edge_runtime.ledger import logged_paths
 from edge_runtime.watch import WatchConfig, watch
 from tests.conftest import synthetic_mri
 
@@ -83,10 +83,10 @@ def test_watch_once_appends_and_resumes(folder, tmp_path):
     clf = Classifier(MODEL, 1)
     log = tmp_path / "log" / "results.jsonl"
     cfg = WatchConfig(folder, log, interval=0.01, recursive=True)
-    assert watch(clf, cfg, once=True) == 3
+    assert watch(clf, cfg, once=True).appended == 3
     Image.fromarray(synthetic_mri(seed=9)).save(folder / "d.jpg")
     (folder / "e.jpg").write_bytes(b"")  # a bad file gets a record too
-    assert watch(clf, cfg, once=True) == 2  # restarted watcher: only the new files
+    assert watch(clf, cfg, once=True).appended == 2  # restarted watcher: only the new files
     rows = [json.loads(x) for x in log.read_text().splitlines()]
     assert len(rows) == 5 and len(logged_paths(log)) == 5
     assert [r["error"] is None for r in rows[3:]] == [True, False]
