@@ -5,7 +5,8 @@ on a 1 GB Raspberry Pi running out of memory kills the whole process, not just o
 header gives width, height and pixel mode, which bound the working set: Pillow's own buffer,
 the conversion to 8-bit RGB, and the numpy crop (float32 grey, blur and morphology buffers on
 the full image). The per-pixel costs below were measured with ``benchmarks/decode_memory.py``
-(peak RSS growth per pixel on 16-24 MP images) and rounded up.
+(peak RSS growth per pixel on a 16 MP image, report `reports/edge/decode_memory.md`)
+and rounded up: the estimate stays 1-8 bytes per pixel above the measurement.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ _STORAGE = {"1": 1, "L": 1, "P": 1, "LA": 4, "PA": 4, "RGB": 4, "RGBA": 4, "RGBX
 _CONVERT_HIGH_DEPTH = 8 + 1 + 8 + 1 + 3
 _CONVERT_OTHER = 4 + 3
 #: Bytes per pixel of the numpy crop on the full decoded RGB image (measured peak, rounded up).
-_CROP = 24
+_CROP = 16
 
 
 def estimate_bytes(width: int, height: int, mode: str) -> int:
