@@ -1,0 +1,70 @@
+"""Under a Raspberry-Pi-like address-space limit, huge images are refused or fail alone.
+
+The classifier runs in a subprocess under ``resource.setrlimit(RLIMIT_AS, 768 MiB)`` (the
+interpreter, numpy and TFLite need ~300 MiB of address space; a 1 GB Pi has less than that
+free for pixels). A 7000x7000 16-bit PNG (~100 KB on disk, ~1.75 GB to decode) and a 7000x7000
+JPEG are refused by the memory budget before decoding; with the budget switched off they fail
+with MemoryError, which becomes their error record while the next image is still classified.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import synthetic_mri
+
+REPO = Path(__file__).resolve().parent.parent
+MODEL = str(REPO / "tests" / "assets" / "tiny_int8.tflite")
+LIMIT_MIB = 768
+_CHILD = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))
+sys.path.insert(0, {repo!r})
+from edge_runtime.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+resource = pytest.importorskip("resource")
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> list[Path]:
+    d = tmp_path_factory.mktemp("huge")
+    big16, big_jpg, normal = d / "big16.png", d / "big.jpg", d / "normal.jpg"
+    Image.new("I;16", (7000, 7000)).save(big16)
+    gray = np.zeros((7000, 7000), np.uint8)
+    gray[1000:6000, 1500:5500] = 120
+    Image.fromarray(gray).save(big_jpg, quality=90)
+    Image.fromarray(synthetic_mri((300, 260), seed=1)).save(normal)
+    assert big16.stat().st_size < 200_000
+    return [big16, big_jpg, normal]
+
+
+def _predict(images: list[Path], *extra: str) -> tuple[int, list[dict], str]:
+    code = _CHILD.format(limit=LIMIT_MIB * 2**20, repo=str(REPO))
+    proc = subprocess.run([sys.executable, "-c", code, "predict", "--model", MODEL, "--threads", "1", "--jsonl",
+                           *extra, *map(str, images)], capture_output=True, text=True, timeout=120)
+    return proc.returncode, [json.loads(x) for x in proc.stdout.splitlines()], proc.stderr
+
+
+def test_budget_refuses_huge_images_under_a_pi_memory_limit(images):
+    rc, rows, err = _predict(images)
+    assert rc == 1, err
+    assert [Path(r["path"]).name for r in rows] == ["big16.png", "big.jpg", "normal.jpg"]
+    assert "7000x7000 I;16" in rows[0]["error"] and "memory budget" in rows[0]["error"]
+    assert "7000x7000 L" in rows[1]["error"] and "memory budget" in rows[1]["error"]
+    assert rows[2]["error"] is None and rows[2]["label"] in ("yes", "no")
+
+
+def test_without_the_budget_out_of_memory_stays_per_file(images):
+    rc, rows, err = _predict(images, "--memory-budget-mb", "100000")
+    assert rc == 1, err
+    assert [r["error"] is not None and "out of memory" in r["error"] for r in rows] == [True, True, False]
+    assert rows[2]["label"] in ("yes", "no")
