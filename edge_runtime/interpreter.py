@@ -26,6 +26,9 @@ BACKENDS: tuple[tuple[str, str, str], ...] = (
 )
 #: XNNPACK runs single-threaded unless told at construction; 4 fits a Raspberry Pi 4/5.
 DEFAULT_THREADS = max(1, min(4, os.cpu_count() or 1))
+#: Hard ceiling for library callers (the CLI caps at the CPU count): hundreds of XNNPACK threads
+#: exhaust a device's address space and abort natively instead of raising.
+MAX_THREADS = 64
 
 
 class ModelError(RuntimeError):
@@ -91,8 +94,8 @@ class TFLiteModel:
 
     def __init__(self, path: str | Path, num_threads: int = DEFAULT_THREADS, backend: Backend | None = None,
                  size: int = 224) -> None:
-        if num_threads < 1:
-            raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+        if not 1 <= num_threads <= MAX_THREADS:
+            raise ValueError(f"num_threads must be between 1 and {MAX_THREADS}, got {num_threads}")
         self.path = Path(path)
         self.num_threads = num_threads
         self.backend = backend or find_backend()

@@ -26,7 +26,7 @@ _RECENT_NS = 2_000_000_000
 @dataclass
 class _Listing:
     mtime_ns: int
-    files: list[str]
+    files: list[Path]  # Path objects kept, so an idle poll builds (and hashes) nothing new
     subdirs: list[str]
 
 
@@ -59,7 +59,7 @@ class FolderIndex:
         except OSError:
             return None
         self.listed += 1
-        listing = _Listing(st.st_mtime_ns, sorted(files), sorted(subdirs))
+        listing = _Listing(st.st_mtime_ns, [Path(folder, name) for name in sorted(files)], sorted(subdirs))
         self._cache[folder] = listing
         return listing
 
@@ -86,10 +86,9 @@ class FolderIndex:
             listing = self._list(folder, st)
             if listing is None:
                 continue
-            paths = [Path(folder, name) for name in listing.files]
             if self.listed != before:
-                self.fresh.update(paths)
-            out.extend(paths)
+                self.fresh.update(listing.files)
+            out.extend(listing.files)
             stack.extend(os.path.join(folder, d) for d in reversed(listing.subdirs))
         for gone in set(self._cache) - visited:
             del self._cache[gone]

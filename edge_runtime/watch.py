@@ -126,6 +126,7 @@ def watch(classifier: Classifier, cfg: WatchConfig, stop: Callable[[], bool] = l
     finished: dict[Path, tuple[int, int, int]] = {}  # path -> signature, known to be logged
     last_seen: dict[Path, tuple[int, int, int]] = {}
     retries: dict[Path, _Retry] = {}
+    unfinished: set[Path] = set()  # seen, not logged yet: the only files an idle poll looks at
     last_full = -math.inf
     with ledger or Ledger(cfg.output) as ledger:
         for msg in ledger.notes:
@@ -136,16 +137,21 @@ def watch(classifier: Classifier, cfg: WatchConfig, stop: Callable[[], bool] = l
             if full:
                 last_full = now
             paths = index.scan()
-            present = set(paths)
-            for gone in [p for p in finished if p not in present]:
-                del finished[gone]
-            for path in paths:
+            if full or index.listed:  # something may have gone: forget it (a new file may reuse its name)
+                present = set(paths)
+                for gone in [p for p in finished if p not in present]:
+                    del finished[gone]
+            # Between full scans only files from re-listed folders and unfinished ones are looked at,
+            # so an idle poll costs the same with 20 000 finished files as with none.
+            candidates = paths if full else sorted(index.fresh | unfinished)
+            for path in candidates:
                 if path in finished and not full and path not in index.fresh:
                     continue
                 try:
                     st = path.stat()
                 except OSError:  # removed between listing and stat: nothing to do
                     last_seen.pop(path, None)
+                    unfinished.discard(path)
                     continue
                 sig = _signature(st)
                 if finished.get(path) == sig:
@@ -154,7 +160,9 @@ def watch(classifier: Classifier, cfg: WatchConfig, stop: Callable[[], bool] = l
                 shown = path_fields(path)["path"]
                 if ledger.done(key, shown):
                     finished[path] = sig
+                    unfinished.discard(path)
                     continue
+                unfinished.add(path)
                 if not once and last_seen.get(path) != sig:
                     last_seen[path] = sig  # still settling: look again next poll
                     continue
@@ -179,6 +187,7 @@ def watch(classifier: Classifier, cfg: WatchConfig, stop: Callable[[], bool] = l
                     continue
                 ledger.append(record, key)
                 finished[path] = sig
+                unfinished.discard(path)
                 retries.pop(path, None)
                 last_seen.pop(path, None)
                 summary.deferred.pop(shown, None)

@@ -172,3 +172,11 @@ def test_threads_are_capped_at_the_cpu_count(capsys, scans, threads, monkeypatch
     _no_model(monkeypatch)
     rc, out, err = _run(capsys, "predict", "--model", MODEL, "--threads", threads, str(scans))
     assert rc == 2 and f"--threads {threads}: must be between 1 and {os.cpu_count()}" in err
+
+
+def test_library_refuses_hundreds_of_threads():
+    from edge_runtime.classifier import Classifier
+    from edge_runtime.interpreter import MAX_THREADS
+
+    with pytest.raises(ValueError, match=f"between 1 and {MAX_THREADS}"):
+        Classifier(MODEL, num_threads=600)

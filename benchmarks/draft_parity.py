@@ -1,0 +1,94 @@
+"""Does reduced-size JPEG decoding (``--draft``) change any answer? Class parity on the test split.
+
+For each of the paper split's test images, the shipped model classifies the image decoded at
+full size (the runtime's default, identical to training) and decoded with libjpeg DCT scaling
+(``DecodeConfig(draft=True, draft_min_side=S)``) for several ``S``. Reported per ``S``: how many
+images were actually reduced, label agreement with the full-size path, max and mean |delta score|,
+the largest crop-box difference in full-size pixels, accuracy of both paths, and decode time.
+Writes ``reports/edge/draft_parity.{json,md}``. This only reports the test split; the default
+(draft off) was not tuned on it.
+
+    .venv/bin/python benchmarks/draft_parity.py --model models/br35h-mobilenetv2-int8.tflite
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+import sys
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from edge_runtime import Classifier  # noqa: E402
+from edge_runtime.image_io import DecodeConfig, load_image  # noqa: E402
+from edge_runtime.machine import machine_info  # noqa: E402
+from train.data.manifest import read_manifest  # noqa: E402
+from train.paths import data_root  # noqa: E402
+
+
+def run(model: Path, data: Path, manifest: Path, sides: list[int], threads: int) -> dict:
+    rows = [r for r in read_manifest(manifest) if r.split == "test"]
+    full = Classifier(model, threads)
+    base = {r.path: full.classify(data / r.path) for r in rows}
+    truth = {r.path: r.label for r in rows}
+    out = {"model": str(model), "test_images": len(rows), "machine": machine_info(),
+           "accuracy_full_pct": 100 * float(np.mean([base[p].label == truth[p] for p in base])),
+           "decode_ms_median_full": float(np.median([base[p].timings.decode_ms for p in base])), "settings": []}
+    for side in sides:
+        clf = Classifier(model, threads, decode=DecodeConfig(draft=True, draft_min_side=side))
+        preds = {p: clf.classify(data / p) for p in base}
+        drafted = [p for p in base if load_image(data / p, clf.decode).scale > 1]
+        dscore = np.array([abs(preds[p].score - base[p].score) for p in base])
+        flips = [{"path": p, "full": base[p].score, "draft": preds[p].score} for p in base if preds[p].label != base[p].label]
+        box = max((max(abs(a - b) for a, b in zip(preds[p].box.as_tuple(), base[p].box.as_tuple())) for p in drafted), default=0)
+        out["settings"].append({
+            "draft_min_side": side, "drafted": len(drafted), "label_agree": len(base) - len(flips),
+            "max_abs_dscore": float(dscore.max()), "mean_abs_dscore_drafted": float(np.mean([dscore[i] for i, p in enumerate(base) if p in drafted])) if drafted else 0.0,
+            "box_max_diff_px": int(box), "accuracy_draft_pct": 100 * float(np.mean([preds[p].label == truth[p] for p in base])),
+            "decode_ms_median_drafted_full": float(np.median([base[p].timings.decode_ms for p in drafted])) if drafted else None,
+            "decode_ms_median_drafted_draft": float(np.median([preds[p].timings.decode_ms for p in drafted])) if drafted else None,
+            "flips": flips,
+        })
+    return out
+
+
+def markdown(rep: dict, command: str) -> str:
+    m = rep["machine"]
+    lines = ["# Reduced-size JPEG decoding (`--draft`) vs full decode: class parity", "",
+             f"Command: `{command}`  ", f"Machine: {m['cpu']} ({m['arch']}, {m['cores']} cores), Python {m['python']}  ",
+             f"Model: `{rep['model']}`; {rep['test_images']} test images of `splits/br35h-paper.csv`; "
+             f"accuracy with full decode {rep['accuracy_full_pct']:.2f} %", "",
+             "| draft_min_side | images reduced | labels identical | max abs dscore | mean abs dscore (reduced) | max box diff (px) | accuracy with draft | decode ms median, reduced images: full / draft |",
+             "|---|---|---|---|---|---|---|---|"]
+    for s in rep["settings"]:
+        dm = (f"{s['decode_ms_median_drafted_full']:.1f} / {s['decode_ms_median_drafted_draft']:.1f}"
+              if s["drafted"] else "-")
+        lines.append(f"| {s['draft_min_side']} | {s['drafted']} | {s['label_agree']}/{rep['test_images']} | "
+                     f"{s['max_abs_dscore']:.4f} | {s['mean_abs_dscore_drafted']:.4f} | {s['box_max_diff_px']} | "
+                     f"{s['accuracy_draft_pct']:.2f} % | {dm} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, default=REPO / "models" / "br35h-mobilenetv2-int8.tflite")
+    ap.add_argument("--data", type=Path, default=None)
+    ap.add_argument("--manifest", type=Path, default=REPO / "splits" / "br35h-paper.csv")
+    ap.add_argument("--sides", type=int, nargs="+", default=[448, 336, 224])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=REPO / "reports" / "edge")
+    args = ap.parse_args()
+    rep = run(args.model, data_root(args.data), args.manifest, args.sides, args.threads)
+    command = "python benchmarks/draft_parity.py " + " ".join(sys.argv[1:])
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "draft_parity.json").write_text(json.dumps({**rep, "command": command}, indent=2) + "\n")
+    (args.out / "draft_parity.md").write_text(markdown(rep, command))
+    print(markdown(rep, command))
+
+
+if __name__ == "__main__":
+    main()

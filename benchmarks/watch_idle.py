@@ -1,0 +1,109 @@
+"""Idle CPU of ``br35h-edge watch`` over a folder of already-logged files.
+
+A watcher spends its life idle, polling a folder whose files it has already classified; its CPU
+use must not grow with the folder. This creates ``--files`` image-named files, writes a log that
+already holds a record for every one of them (the state after they were classified), starts
+``watch`` on it in a subprocess, waits ``--warmup`` seconds for the first pass, then reads the
+process's CPU time (user + system, ``/proc/PID/stat``) over ``--window`` seconds, starting once
+the startup pass is over (two consecutive 2 s spans under 10 % CPU). The default
+window (65 s) includes one of the periodic full scans (every 60 s), so the figure is the
+amortised cost. ``--runtime-root`` points at another checkout's ``edge_runtime`` to compare.
+
+    .venv/bin/python benchmarks/watch_idle.py                       # this checkout
+    .venv/bin/python benchmarks/watch_idle.py --runtime-root /tmp/old --label before
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = Path(__file__).resolve().parent.parent
+_CHILD = "import sys; sys.path.insert(0, {root!r}); from edge_runtime.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _wait_for_first_pass(proc: subprocess.Popen, max_wait: float) -> float:
+    """Seconds until the watcher's startup pass is over: two 2-s spans with < 10 % CPU each
+    (on a loaded machine a fixed warm-up would let the first pass leak into the window)."""
+    t0, quiet = time.monotonic(), 0
+    while quiet < 2:
+        if proc.poll() is not None:
+            raise RuntimeError(f"watch exited early: {proc.stderr.read()}")
+        if time.monotonic() - t0 > max_wait:
+            raise RuntimeError("watch never went idle")
+        c = _cpu_seconds(proc.pid)
+        time.sleep(2.0)
+        quiet = quiet + 1 if _cpu_seconds(proc.pid) - c < 0.2 else 0
+    return time.monotonic() - t0
+
+
+def _populate(folder: Path, log: Path, n: int) -> None:
+    """``n`` files and a log holding a final record for each (path and, if known, file_key)."""
+    sys.path.insert(0, str(REPO))
+    from edge_runtime.ledger import file_key
+
+    folder.mkdir(parents=True)
+    lines = []
+    for i in range(n):
+        path = folder / f"scan{i:05d}.jpg"
+        path.write_bytes(b"\xff\xd8\xff")  # never decoded: it is logged already
+        rec = {"path": str(path), "label": "no", "score": 0.1, "error": None, "file_key": file_key(path)}
+        lines.append(json.dumps(rec) + "\n")
+    log.write_text("".join(lines))
+
+
+def measure(n: int, root: Path, interval: float, warmup: float, window: float) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder, log = Path(tmp) / "outbox", Path(tmp) / "results.jsonl"
+        _populate(folder, log, n)
+        model = REPO / "tests" / "assets" / "tiny_int8.tflite"
+        cmd = [sys.executable, "-c", _CHILD.format(root=str(root)), "watch", str(folder), "-o", str(log),
+               "--model", str(model), "--threads", "1", "--interval", str(interval)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(warmup)
+            waited = _wait_for_first_pass(proc, max_wait=300.0)
+            c0, t0 = _cpu_seconds(proc.pid), time.monotonic()
+            time.sleep(window)
+            c1, t1 = _cpu_seconds(proc.pid), time.monotonic()
+        finally:
+            proc.terminate()
+            proc.wait(10)
+        lines_after = len(log.read_text().splitlines())
+    return {"files": n, "interval_s": interval, "startup_s": round(warmup + waited, 1), "window_s": round(t1 - t0, 1),
+            "cpu_pct_of_one_core": round(100 * (c1 - c0) / (t1 - t0), 2), "log_lines_after": lines_after}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, nargs="+", default=[20_000])
+    ap.add_argument("--interval", type=float, default=1.0)
+    ap.add_argument("--warmup", type=float, default=5.0)
+    ap.add_argument("--window", type=float, default=65.0)
+    ap.add_argument("--runtime-root", type=Path, default=REPO)
+    ap.add_argument("--label", default="this checkout")
+    ap.add_argument("--json", type=Path, help="append the result rows to this JSON list")
+    args = ap.parse_args()
+    rows = []
+    for n in args.files:
+        r = {"label": args.label, **measure(n, args.runtime_root, args.interval, args.warmup, args.window)}
+        print(json.dumps(r))
+        rows.append(r)
+    if args.json:
+        old = json.loads(args.json.read_text()) if args.json.is_file() else []
+        args.json.write_text(json.dumps(old + rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
