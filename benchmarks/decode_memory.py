@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from edge_runtime.budget import estimate_bytes  # noqa: E402
+from benchmarks.cpu_features import vector_features  # noqa: E402
 from edge_runtime.machine import machine_info  # noqa: E402
 
 _CHILD = """
@@ -80,7 +81,7 @@ def main() -> None:
     m = machine_info()
     lines = ["# Decode + crop peak memory per pixel", "",
              f"Command: `python benchmarks/decode_memory.py --side {args.side}`  ",
-             f"Machine: {m['cpu']} ({m['arch']}, {m['cores']} cores), Python {m['python']}", "",
+             f"Machine: {m['cpu']} ({m['arch']}, {m['cores']} cores; {vector_features()}), Python {m['python']}", "",
              "Peak RSS growth while classifying one synthetic image, over the baseline with the model loaded.",
              "The runtime refuses an image when the estimate exceeds `--memory-budget-mb` (default 320).", "",
              "| mode | file | side | measured B/px | estimate B/px |", "|---|---|---|---|---|"]

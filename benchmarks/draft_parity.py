@@ -5,10 +5,12 @@ full size (the runtime's default, identical to training) and decoded with libjpe
 (``DecodeConfig(draft=True, draft_min_side=S)``) for several ``S``. Reported per ``S``: how many
 images were actually reduced, label agreement with the full-size path, max and mean |delta score|,
 the largest crop-box difference in full-size pixels, accuracy of both paths, and decode time.
-Writes ``reports/edge/draft_parity.{json,md}``. This only reports the test split; the default
+Writes ``reports/edge/NAME.{json,md}`` (``--name``, default ``draft_parity``). This only reports the test split; the default
 (draft off) was not tuned on it.
 
     .venv/bin/python benchmarks/draft_parity.py --model models/br35h-mobilenetv2-int8.tflite
+    .venv/bin/python benchmarks/draft_parity.py --model models/br35h-mobilenetv2-fp16.tflite \
+        --sides 448 --name draft_parity_fp16
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from edge_runtime import Classifier  # noqa: E402
 from edge_runtime.image_io import DecodeConfig, load_image  # noqa: E402
+from benchmarks.cpu_features import vector_features  # noqa: E402
 from edge_runtime.machine import machine_info  # noqa: E402
 from train.data.manifest import read_manifest  # noqa: E402
 from train.paths import data_root  # noqa: E402
@@ -59,7 +62,7 @@ def run(model: Path, data: Path, manifest: Path, sides: list[int], threads: int)
 def markdown(rep: dict, command: str) -> str:
     m = rep["machine"]
     lines = ["# Reduced-size JPEG decoding (`--draft`) vs full decode: class parity", "",
-             f"Command: `{command}`  ", f"Machine: {m['cpu']} ({m['arch']}, {m['cores']} cores), Python {m['python']}  ",
+             f"Command: `{command}`  ", f"Machine: {m['cpu']} ({m['arch']}, {m['cores']} cores; {vector_features()}), Python {m['python']}  ",
              f"Model: `{rep['model']}`; {rep['test_images']} test images of `splits/br35h-paper.csv`; "
              f"accuracy with full decode {rep['accuracy_full_pct']:.2f} %", "",
              "| draft_min_side | images reduced | labels identical | max abs dscore | mean abs dscore (reduced) | max box diff (px) | accuracy with draft | decode ms median, reduced images: full / draft |",
@@ -68,7 +71,7 @@ def markdown(rep: dict, command: str) -> str:
         dm = (f"{s['decode_ms_median_drafted_full']:.1f} / {s['decode_ms_median_drafted_draft']:.1f}"
               if s["drafted"] else "-")
         lines.append(f"| {s['draft_min_side']} | {s['drafted']} | {s['label_agree']}/{rep['test_images']} | "
-                     f"{s['max_abs_dscore']:.4f} | {s['mean_abs_dscore_drafted']:.4f} | {s['box_max_diff_px']} | "
+                     f"{s['max_abs_dscore']:.6f} | {s['mean_abs_dscore_drafted']:.6f} | {s['box_max_diff_px']} | "
                      f"{s['accuracy_draft_pct']:.2f} % | {dm} |")
     return "\n".join(lines) + "\n"
 
@@ -81,12 +84,13 @@ def main() -> None:
     ap.add_argument("--sides", type=int, nargs="+", default=[448, 336, 224])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=REPO / "reports" / "edge")
+    ap.add_argument("--name", default="draft_parity", help="report file stem (one per model)")
     args = ap.parse_args()
     rep = run(args.model, data_root(args.data), args.manifest, args.sides, args.threads)
     command = "python benchmarks/draft_parity.py " + " ".join(sys.argv[1:])
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "draft_parity.json").write_text(json.dumps({**rep, "command": command}, indent=2) + "\n")
-    (args.out / "draft_parity.md").write_text(markdown(rep, command))
+    (args.out / f"{args.name}.json").write_text(json.dumps({**rep, "command": command}, indent=2) + "\n")
+    (args.out / f"{args.name}.md").write_text(markdown(rep, command))
     print(markdown(rep, command))
 
 

@@ -293,3 +293,33 @@ def test_idle_watch_stats_no_finished_file(tmp_path, clf, monkeypatch):
     watch(clf, WatchConfig(folder, log, interval=0.01), stop)
     assert len(_rows(log)) == 5
     assert polls[-1] == polls[-2] == polls[-3]  # once done, polls stat no file at all
+
+
+def test_in_place_rewrite_is_caught_by_the_periodic_full_scan(tmp_path, clf):
+    folder, log = tmp_path / "in", tmp_path / "log.jsonl"
+    folder.mkdir()
+    path = folder / "a.jpg"
+    path.write_bytes(_jpeg(1))
+    _age(folder, 10)
+    seen = []
+    stop = threading.Event()
+    cfg = WatchConfig(folder, log, interval=0.02, rescan_s=0.3)
+    t = threading.Thread(target=watch, args=(clf, cfg, stop.is_set), kwargs={"on_record": seen.append})
+    t.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.02)
+        folder_mtime = folder.stat().st_mtime_ns
+        with open(path, "r+b") as f:  # same inode, same folder entry: only a full scan sees it
+            f.write(_jpeg(2))
+            f.truncate()
+        _age(path, -5)
+        assert folder.stat().st_mtime_ns == folder_mtime
+        while len(seen) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        t.join(5)
+    rows = _rows(log)
+    assert len(rows) == 2 and rows[0]["file_key"] != rows[1]["file_key"]

@@ -1,5 +1,11 @@
 """Fault injection: ``watch`` SIGKILLed at seeded points over many files loses nothing and
-duplicates nothing, and the log stays parseable line by line."""
+duplicates nothing, and the log stays parseable line by line.
+
+The kill points come from a seeded generator and are ledger writes (before a record, halfway
+through its bytes, after it but before fsync), so every run kills at the same places. Each
+case is 4-6 short subprocesses: about 10 s on an idle 2-core machine (no wall-clock assertion:
+a shared CI machine can be several times slower).
+"""
 
 from __future__ import annotations
 
@@ -25,7 +31,6 @@ DRIVER = str(REPO / "tests" / "helpers" / "watch_kill.py")
 
 @pytest.mark.parametrize("suffix, seed", [(".jsonl", 14), (".csv", 41)])
 def test_killed_watch_loses_and_duplicates_nothing(tmp_path, suffix, seed):
-    t0 = time.monotonic()
     folder, log = tmp_path / "in", tmp_path / f"log{suffix}"
     folder.mkdir()
     names = [f"{i:02d}.jpg" for i in range(20)]
@@ -59,4 +64,3 @@ def test_killed_watch_loses_and_duplicates_nothing(tmp_path, suffix, seed):
     got = sorted(Path(r["path"]).name for r in rows)
     assert got == sorted(names + ["bad.jpg"])  # no loss, no duplicate
     assert all(r["error"] in (None, "") for r in rows if Path(r["path"]).name != "bad.jpg")
-    assert time.monotonic() - t0 < 30
