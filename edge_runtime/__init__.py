@@ -9,11 +9,11 @@ Never imports TensorFlow, OpenCV, ``train`` or ``convert`` (tests/test_edge_isol
 
 from .classifier import Classifier, Prediction, Timings
 from .config import LABELS, TUMOUR_INDEX, CropBox, CropConfig
-from .image_io import ImageDecodeError, crop_and_resize, load_rgb
+from .image_io import DecodeConfig, ImageDecodeError, crop_and_resize, load_rgb
 from .interpreter import ModelError
 
 __all__ = [
-    "LABELS", "TUMOUR_INDEX", "Classifier", "CropBox", "CropConfig", "ImageDecodeError", "ModelError",
+    "LABELS", "TUMOUR_INDEX", "Classifier", "CropBox", "CropConfig", "DecodeConfig", "ImageDecodeError", "ModelError",
     "Prediction", "Timings", "crop_and_resize", "load_rgb",
 ]
 __version__ = "0.1.0"

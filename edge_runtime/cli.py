@@ -81,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--interval", type=_interval, default=1.0, help="poll interval in seconds (>= 0.01)")
     w.add_argument("--recursive", action="store_true")
     w.add_argument("--once", action="store_true", help="one pass over what is there now, then exit")
+    w.add_argument("--rescan", type=_interval, default=WatchConfig.rescan_s,
+                   help="seconds between full scans that catch files rewritten in place (default %(default)s); "
+                        "between them an idle poll costs the same whatever the folder size")
     _decode_args(w)
     return parser
 
@@ -136,7 +139,7 @@ def _bench(args: argparse.Namespace, clf: Classifier) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    cfg = WatchConfig(args.folder, args.output, args.interval, args.recursive)
+    cfg = WatchConfig(args.folder, args.output, args.interval, args.recursive, rescan_s=args.rescan)
     if not cfg.folder.is_dir():
         raise NotADirectoryError(f"{cfg.folder}: not a folder to watch")
     if cfg.output.is_dir() or is_image_name(cfg.output):
