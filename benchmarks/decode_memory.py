@@ -32,7 +32,7 @@ import json, sys
 sys.path.insert(0, {repo!r})
 from edge_runtime import Classifier
 from edge_runtime.image_io import DecodeConfig
-clf = Classifier({model!r}, 1, decode=DecodeConfig(memory_budget_mb=1 << 20))
+clf = Classifier({model!r}, 1, decode=DecodeConfig(memory_budget_mb=1 << 20, draft=False))
 def status(key):
     for line in open("/proc/self/status"):
         if line.startswith(key + ":"):

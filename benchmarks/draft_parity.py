@@ -35,7 +35,7 @@ from train.paths import data_root  # noqa: E402
 
 def run(model: Path, data: Path, manifest: Path, sides: list[int], threads: int, split: str = "test") -> dict:
     rows = [r for r in read_manifest(manifest) if r.split == split]
-    full = Classifier(model, threads)
+    full = Classifier(model, threads, decode=DecodeConfig(draft=False))
     base = {r.path: full.classify(data / r.path) for r in rows}
     truth = {r.path: r.label for r in rows}
     out = {"model": str(model), "split": split, "test_images": len(rows), "machine": machine_info(),

@@ -39,8 +39,9 @@ def _decode_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory-budget-mb", type=int, default=DecodeConfig.memory_budget_mb,
                    help="refuse images whose decode would need more memory (estimated from the header; "
                         f"default {DecodeConfig.memory_budget_mb}, fits a 1 GB Raspberry Pi)")
-    p.add_argument("--draft", action="store_true",
-                   help="decode large JPEGs at reduced size (faster, less memory; not bit-identical to training)")
+    p.add_argument("--no-draft", dest="draft", action="store_false",
+                   help="decode large JPEGs at full size, exactly as training did (default: JPEGs whose "
+                        f"shorter side is >= {2 * DecodeConfig.draft_min_side} px are decoded at 1/2..1/8 size)")
 
 
 def _check_threads(threads: int) -> None:

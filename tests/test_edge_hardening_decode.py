@@ -112,15 +112,15 @@ def test_draft_decode_reduces_large_jpegs_and_maps_the_box_back(tmp_path):
     arr = synthetic_mri((1800, 1600), seed=4)
     path = tmp_path / "big.jpg"
     Image.fromarray(arr).save(path, quality=95)
-    full = load_image(path, DecodeConfig())
-    drafted = load_image(path, DecodeConfig(draft=True, draft_min_side=448))
+    full = load_image(path, DecodeConfig(draft=False))
+    drafted = load_image(path, DecodeConfig())  # the runtime's default
     assert full.scale == 1.0 and full.rgb.shape == (1800, 1600, 3)
     assert drafted.scale == 2.0 and drafted.rgb.shape == (900, 800, 3) and drafted.size == (1600, 1800)
     small = tmp_path / "small.jpg"
     Image.fromarray(synthetic_mri((400, 380), seed=4)).save(small)
-    assert load_image(small, DecodeConfig(draft=True)).scale == 1.0  # too small to reduce
-    c_full = Classifier(MODEL, 1)
-    c_draft = Classifier(MODEL, 1, decode=DecodeConfig(draft=True))
+    assert load_image(small, DecodeConfig()).scale == 1.0  # too small to reduce
+    c_full = Classifier(MODEL, 1, decode=DecodeConfig(draft=False))
+    c_draft = Classifier(MODEL, 1)
     b_full, b_draft = c_full.classify(path).box, c_draft.classify(path).box
     assert max(abs(a - b) for a, b in zip(b_full.as_tuple(), b_draft.as_tuple())) <= 4  # full-size coordinates
     assert load_rgb(path).shape == (1800, 1600, 3)  # the training decoder never drafts

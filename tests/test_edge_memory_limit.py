@@ -2,9 +2,10 @@
 
 The classifier runs in a subprocess under ``resource.setrlimit(RLIMIT_AS, 768 MiB)`` (the
 interpreter, numpy and TFLite need ~300 MiB of address space; a 1 GB Pi has less than that
-free for pixels). A 7000x7000 16-bit PNG (~100 KB on disk, ~1.75 GB to decode) and a 7000x7000
-JPEG are refused by the memory budget before decoding; with the budget switched off they fail
-with MemoryError, which becomes their error record while the next image is still classified.
+free for pixels). A 7000x7000 16-bit PNG (~100 KB on disk, ~1.75 GB to decode) is refused by the
+memory budget before decoding; a 7000x7000 JPEG is decoded at 1/8 size (draft) and classified,
+or refused by the budget with ``--no-draft``. With the budget switched off both fail with
+MemoryError, which becomes their error record while the next image is still classified.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def _predict(images: list[Path], *extra: str) -> tuple[int, list[dict], str]:
 
 
 def test_budget_refuses_huge_images_under_a_pi_memory_limit(images):
-    rc, rows, err = _predict(images)
+    rc, rows, err = _predict(images, "--no-draft")
     assert rc == 1, err
     assert [Path(r["path"]).name for r in rows] == ["big16.png", "big.jpg", "normal.jpg"]
     assert "7000x7000 I;16" in rows[0]["error"] and "memory budget" in rows[0]["error"]
@@ -63,8 +64,17 @@ def test_budget_refuses_huge_images_under_a_pi_memory_limit(images):
     assert rows[2]["error"] is None and rows[2]["label"] in ("yes", "no")
 
 
+def test_draft_decodes_the_huge_jpeg_within_the_limit(images):
+    rc, rows, err = _predict(images)
+    assert rc == 1, err  # the 16-bit PNG cannot be drafted: still refused
+    assert "memory budget" in rows[0]["error"]
+    assert rows[1]["error"] is None  # decoded at 875x875, box in full-size coordinates (one reduced px = 8)
+    assert max(abs(a - b) for a, b in zip(rows[1]["box"], [1500, 1000, 5500, 6000])) <= 8
+    assert rows[2]["error"] is None
+
+
 def test_without_the_budget_out_of_memory_stays_per_file(images):
-    rc, rows, err = _predict(images, "--memory-budget-mb", "100000")
+    rc, rows, err = _predict(images, "--memory-budget-mb", "100000", "--no-draft")
     assert rc == 1, err
     assert [r["error"] is not None and "out of memory" in r["error"] for r in rows] == [True, True, False]
     assert rows[2]["label"] in ("yes", "no")
