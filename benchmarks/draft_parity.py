@@ -1,4 +1,4 @@
-"""Does reduced-size JPEG decoding (``--draft``) change any answer? Class parity on the test split.
+"""Does reduced-size JPEG decoding (draft) change any answer? Class parity on a split.
 
 For each of the paper split's test images, the shipped model classifies the image decoded at
 full size (the runtime's default, identical to training) and decoded with libjpeg DCT scaling
@@ -61,10 +61,11 @@ def run(model: Path, data: Path, manifest: Path, sides: list[int], threads: int,
 
 def markdown(rep: dict, command: str) -> str:
     m = rep["machine"]
-    lines = ["# Reduced-size JPEG decoding (`--draft`) vs full decode: class parity", "",
+    lines = ["# Reduced-size JPEG decoding (draft, the device default) vs full decode: class parity", "",
              f"Command: `{command}`  ", f"Machine: {m['cpu']} ({m['arch']}, {m['cores']} cores; {vector_features()}), Python {m['python']}  ",
              f"Model: `{rep['model']}`; {rep['test_images']} {rep.get('split', 'test')} images of `splits/br35h-paper.csv`; "
              f"accuracy with full decode {rep['accuracy_full_pct']:.2f} %", "",
+             "Decode times were taken on a shared machine (other jobs running): indicative only.", "",
              "| draft_min_side | images reduced | labels identical | max abs dscore | mean abs dscore (reduced) | max box diff (px) | accuracy with draft | decode ms median, reduced images: full / draft |",
              "|---|---|---|---|---|---|---|---|"]
     for s in rep["settings"]:
