@@ -108,8 +108,10 @@ class Ledger:
             return data
         cut = data.rfind(b"\n") + 1
         torn = self.path.with_name(self.path.name + ".torn")
-        with open(torn, "ab") as f:
+        with open(torn, "ab") as f:  # kept (durably) before it is cut from the log
             f.write(data[cut:] + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
         os.ftruncate(self._fd, cut)
         os.fsync(self._fd)
         self.notes.append(f"{self.path}: torn last line ({len(data) - cut} bytes, from an interrupted write) "
