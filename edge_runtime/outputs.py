@@ -42,6 +42,8 @@ def check_output(output: Path, inputs: Iterable[Path] = ()) -> None:
     parent = output.parent if str(output.parent) else Path(".")
     if output.is_dir():
         raise OutputError(f"output {output} is a folder, not a file")
+    if output.exists() and not output.is_file():  # a device or pipe would be replaced by a file
+        raise OutputError(f"output {output} is not a regular file (omit -o to write to stdout)")
     if not parent.is_dir():
         raise OutputError(f"output folder {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):

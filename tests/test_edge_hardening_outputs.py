@@ -56,13 +56,15 @@ def test_output_over_an_input_scan_is_refused_before_the_model_loads(capsys, sca
     assert rc == 2 and "is also an input" in err and notes.read_text() == "keep me"
 
 
-@pytest.mark.parametrize("where", ["missing", "is-a-folder"])
-def test_unusable_output_is_exit_2_before_the_model_loads(capsys, scans, tmp_path, monkeypatch, where):
+@pytest.mark.parametrize("where, message", [("missing", "does not exist"), ("is-a-folder", "is a folder"),
+                                            ("fifo", "not a regular file")])
+def test_unusable_output_is_exit_2_before_the_model_loads(capsys, scans, tmp_path, monkeypatch, where, message):
     _no_model(monkeypatch)
-    target = tmp_path / "nope" / "out.jsonl" if where == "missing" else tmp_path
+    target = {"missing": tmp_path / "nope" / "out.jsonl", "is-a-folder": tmp_path, "fifo": tmp_path / "pipe"}[where]
+    if where == "fifo":
+        os.mkfifo(target)
     rc, out, err = _run(capsys, "predict", "--model", MODEL, str(scans), "-o", str(target))
-    assert rc == 2 and out == "" and "Traceback" not in err
-    assert ("does not exist" in err) if where == "missing" else ("is a folder" in err)
+    assert rc == 2 and out == "" and "Traceback" not in err and message in err
 
 
 def test_failed_rerun_keeps_previous_results(capsys, scans, tmp_path):
