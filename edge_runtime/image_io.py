@@ -1,8 +1,9 @@
 """Decoding an image file into an RGB uint8 array, with errors that name the file and reason.
 
-Training and the device both decode through this function, so a model sees the same pixels
+Training and the device both decode through this module, so a model sees the same pixels
 on a Pi as it did on the desktop (OpenCV's and Pillow's JPEG decoders differ by a few grey
-levels). Only the formats of :mod:`.formats` are decoded (recognised by their first bytes, not
+levels); the one deliberate difference is the device's reduced-size decode of large JPEGs
+(``DecodeConfig.draft``, measured to change no label). Only the formats of :mod:`.formats` are decoded (recognised by their first bytes, not
 their name), only within a memory budget computed from the header, and everything is normalised
 to 8-bit RGB; anything else raises :class:`ImageDecodeError`, never a bare Pillow exception.
 """
