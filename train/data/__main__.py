@@ -93,6 +93,21 @@ def cmd_multi_split(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_multi_report(a: argparse.Namespace) -> int:
+    import time
+
+    from .manifest import read_manifest
+    from .multi import group_sources
+    from .multi_report import write_multi_report
+
+    t = time.perf_counter()
+    ms = group_sources(_multi_roots(a), progress=True)
+    timings = {"scan_fingerprint_group_s": time.perf_counter() - t}
+    report = write_multi_report(ms, read_manifest(a.paper_manifest), Path(a.out), seed=a.seed,
+                                splits_dir=Path(a.splits_dir), timings=timings)
+    return 0 if all(s["integrity_ok"] for s in report["sources"].values()) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train.data", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -123,6 +138,14 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--seed", type=int, default=42)
     s.add_argument("--out-dir", default=str(SPLITS_DIR))
     s.set_defaults(fn=cmd_multi_split)
+    s = sub.add_parser("multi-report", help="multi-source report: cross-source twins, per class, protocols")
+    s.add_argument("--data", help="BR35H folder (default: $BR35H_DATA or ../shared/data/br35h)")
+    s.add_argument("--nickparvar", help="Nickparvar folder (default: $NICKPARVAR_DATA or ../shared/data/nickparvar)")
+    s.add_argument("--paper-manifest", default=str(manifest_name("paper")))
+    s.add_argument("--splits-dir", default=str(SPLITS_DIR), help="where the committed manifests are compared")
+    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--out", default=str(REPO_ROOT / "reports" / "data"))
+    s.set_defaults(fn=cmd_multi_report)
     a = p.parse_args(argv)
     return a.fn(a)
 
