@@ -12,7 +12,7 @@ from train.data import dedup as dedup_mod
 from train.data.dedup import (DedupConfig, FingerprintCache, SourceScan, find_groups_multi, fingerprint, ncc_pairs,
                               scan_source)
 from train.data.manifest import ManifestRow, read_manifest
-from train.data.multi import Image, external, grouped, paper_plus, split_counts
+from train.data.multi import SourceImage, external, grouped, paper_plus, split_counts
 from train.data.scan import ImageRecord, ScanResult
 from train.data.sources import NICKPARVAR
 from train.data.splits import crossing_groups
@@ -21,12 +21,12 @@ SPLITS = Path(__file__).resolve().parent.parent / "splits"
 SHA = "0" * 64
 
 
-def br(i: int, cls: str, group: int) -> Image:
-    return Image("br35h", f"{cls}/{'y' if cls == 'yes' else 'no'}{i}.jpg", f"{i:064x}", cls, group)
+def br(i: int, cls: str, group: int) -> SourceImage:
+    return SourceImage("br35h", f"{cls}/{'y' if cls == 'yes' else 'no'}{i}.jpg", f"{i:064x}", cls, group)
 
 
-def nk(part: str, cls: str, i: int, group: int) -> Image:
-    return Image("nickparvar", f"{part}/{cls}/{part[:2]}-{cls[:2]}_{i:04d}.jpg", f"{10_000 + i:064x}", cls, group)
+def nk(part: str, cls: str, i: int, group: int) -> SourceImage:
+    return SourceImage("nickparvar", f"{part}/{cls}/{part[:2]}-{cls[:2]}_{i:04d}.jpg", f"{10_000 + i:064x}", cls, group)
 
 
 # --- protocols on synthetic groups ------------------------------------------------------------

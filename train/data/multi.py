@@ -40,7 +40,7 @@ MANIFEST_NAMES = {"external": "nickparvar-external", "paper": "multi-paper", "gr
 
 
 @dataclass(frozen=True)
-class Image:
+class SourceImage:
     """One labelled image of any source with its cross-source group."""
 
     source: str
@@ -73,7 +73,7 @@ class MultiSource:
 
     scans: list[SourceScan]
     groups: DedupResult  # paths are ``source:path`` keys
-    images: list[Image]
+    images: list[SourceImage]
 
     @property
     def ok(self) -> bool:
@@ -93,17 +93,17 @@ def group_sources(roots: RootSpec = None, sources: Sequence[str] = (BR35H.name, 
     return MultiSource(scans, dd, images_from(dd, sha))
 
 
-def images_from(dd: DedupResult, sha256: dict[str, str]) -> list[Image]:
+def images_from(dd: DedupResult, sha256: dict[str, str]) -> list[SourceImage]:
     """``dd`` from ``find_groups_multi`` (paths are ``source:path`` keys) -> images in its order."""
     out = []
     for key, g in zip(dd.paths, dd.groups.tolist()):
         source, path = split_key(key)
-        out.append(Image(source, path, sha256[key], get_source(source).class_of(path), int(g)))
+        out.append(SourceImage(source, path, sha256[key], get_source(source).class_of(path), int(g)))
     return out
 
 
-def members(images: Iterable[Image]) -> dict[int, list[Image]]:
-    out: dict[int, list[Image]] = {}
+def members(images: Iterable[SourceImage]) -> dict[int, list[SourceImage]]:
+    out: dict[int, list[SourceImage]] = {}
     for im in images:
         out.setdefault(im.group, []).append(im)
     return out
@@ -140,7 +140,7 @@ def split_counts(rows: Sequence[ManifestRow]) -> dict[str, dict[str, dict[str, i
     return out
 
 
-def external(images: Sequence[Image]) -> Protocol:
+def external(images: Sequence[SourceImage]) -> Protocol:
     """(a): Nickparvar images whose group has no BR35H member, all ``test``."""
     groups = members(images)
     with_br35h = {g for g, ms in groups.items() if any(m.source == BR35H.name for m in ms)}
@@ -150,7 +150,7 @@ def external(images: Sequence[Image]) -> Protocol:
     return Protocol("external", _ordered(rows), dropped)
 
 
-def paper_plus(images: Sequence[Image], paper_rows: Sequence[ManifestRow], seed: int = 42,
+def paper_plus(images: Sequence[SourceImage], paper_rows: Sequence[ManifestRow], seed: int = 42,
                val_fraction: float = 0.1) -> Protocol:
     """(b): the committed BR35H paper split plus Nickparvar, see the module docstring."""
     br = {im.path: im for im in images if im.source == BR35H.name}
@@ -181,7 +181,7 @@ def paper_plus(images: Sequence[Image], paper_rows: Sequence[ManifestRow], seed:
     dropped: dict[str, list[str]] = {"Training/: group holds a BR35H test image": [],
                                       "Testing/: group holds a train/val image": []}
     assign: dict[str, str] = {}
-    free: list[Image] = []
+    free: list[SourceImage] = []
     for im in train_part:
         s = br_splits.get(im.group, set())
         if "test" in s:
@@ -216,7 +216,7 @@ def paper_plus(images: Sequence[Image], paper_rows: Sequence[ManifestRow], seed:
     return Protocol("paper", rows, dropped)
 
 
-def _train_val_by_group(images: Sequence[Image], val_fraction: float, rng: np.random.Generator) -> dict[str, str]:
+def _train_val_by_group(images: Sequence[SourceImage], val_fraction: float, rng: np.random.Generator) -> dict[str, str]:
     """Whole groups to val until each class (a group's majority class) has its share, the rest to train.
 
     Groups are visited in a seeded random order; one that would overshoot the class's val
@@ -240,7 +240,7 @@ def _train_val_by_group(images: Sequence[Image], val_fraction: float, rng: np.ra
     return out
 
 
-def grouped(images: Sequence[Image], seed: int = 42, test_fraction: float = 0.2, val_fraction: float = 0.1) -> Protocol:
+def grouped(images: Sequence[SourceImage], seed: int = 42, test_fraction: float = 0.2, val_fraction: float = 0.1) -> Protocol:
     """(c): whole cross-source groups to train/val/test, stratified by (label, source).
 
     ``val_fraction`` is a share of *all* images (0.1 -> 70/10/20), unlike :class:`SplitConfig`'s."""

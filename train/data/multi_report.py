@@ -52,22 +52,27 @@ class ReadmeRule:
 
 
 def direct_twins(ms: MultiSource, cfg: DedupConfig = DedupConfig(), rule: ReadmeRule = ReadmeRule(),
-                 block: int = 1024) -> dict[str, dict[str, bool]]:
+                 against: Sequence | None = None, block: int = 1024) -> dict[str, dict[str, bool]]:
     """Per Nickparvar path: does it match some BR35H image directly, by our rule / the README's?
 
-    One (block, 3000) score matrix per view at a time, so memory stays small."""
+    ``against``: the BR35H fingerprints to compare with (default: the labelled images of the
+    scan). One (block, len(against)) score matrix per view at a time, so memory stays small."""
     scans = {s.source: s for s in ms.scans}
-    br = [r.path for r in scans[BR35H.name].scan.labelled()]
+    if against is None:
+        bfp = scans[BR35H.name].fingerprints
+        against = [bfp[r.path] for r in scans[BR35H.name].scan.labelled()]
     nk = [r.path for r in scans[NICKPARVAR.name].scan.labelled()]
-    bfp, nfp = scans[BR35H.name].fingerprints, scans[NICKPARVAR.name].fingerprints
-    b_thumbs = np.stack([bfp[p].thumbs for p in br]).astype(np.float32)  # (B, 4, D)
-    b_hash = np.array([bfp[p].hashes[0] for p in br], np.uint64)
+    nfp = scans[NICKPARVAR.name].fingerprints
     ours, readme = np.zeros(len(nk), bool), np.zeros(len(nk), bool)
+    if not against:
+        return {"ours": dict(zip(nk, ours.tolist())), "readme": dict(zip(nk, readme.tolist()))}
+    b_thumbs = np.stack([f.thumbs for f in against]).astype(np.float32)  # (B, 4, D)
+    b_hash = np.array([f.hashes[0] for f in against], np.uint64)
     for start in range(0, len(nk), block):
         chunk = nk[start : start + block]
         n_thumbs = np.stack([nfp[p].thumbs for p in chunk]).astype(np.float32)
         n_hash = np.array([nfp[p].hashes[0] for p in chunk], np.uint64)
-        hit = np.zeros((len(chunk), len(br)), bool)
+        hit = np.zeros((len(chunk), len(against)), bool)
         for _, vi, vj in cfg.views():  # same view pairs as the grouping (mirroring is symmetric)
             hit |= n_thumbs[:, vi] @ b_thumbs[:, vj].T >= cfg.min_ncc
         raw = n_thumbs[:, 0] @ b_thumbs[:, 0].T
@@ -76,6 +81,20 @@ def direct_twins(ms: MultiSource, cfg: DedupConfig = DedupConfig(), rule: Readme
         ours[start : start + len(chunk)] = hit.any(axis=1)
         readme[start : start + len(chunk)] = rd.any(axis=1)
     return {"ours": dict(zip(nk, ours.tolist())), "readme": dict(zip(nk, readme.tolist()))}
+
+
+def pred_fingerprints(ms: MultiSource, cfg: DedupConfig = DedupConfig()) -> list:
+    """Fingerprints of BR35H's unlabelled ``pred/`` images (no manifest uses them, but they are
+    BR35H: the README's twin count includes them)."""
+    from .dedup import fingerprint
+    from .scan import scan
+
+    root = {s.source: s for s in ms.scans}[BR35H.name].root
+    if not (root / "pred").is_dir():
+        return []
+    out = []
+    scan(root, folders={"pred": None}, on_image=lambda rec, rgb: out.append(fingerprint(rgb, cfg)))
+    return out
 
 
 def _by_part_class(keys: Sequence[tuple[str, str]]) -> dict[str, dict[str, int]]:
@@ -88,7 +107,8 @@ def _by_part_class(keys: Sequence[tuple[str, str]]) -> dict[str, dict[str, int]]
     return out
 
 
-def overlap(ms: MultiSource, direct: dict[str, dict[str, bool]]) -> dict:
+def overlap(ms: MultiSource, direct: dict[str, dict[str, bool]], paper_rows: Sequence[ManifestRow],
+            direct_pred: dict[str, dict[str, bool]] | None = None) -> dict:
     """Nickparvar vs BR35H and Nickparvar vs itself, counted per part (Training/Testing) and class."""
     groups = members(ms.images)
     has_br = {g for g, m in groups.items() if any(x.source == BR35H.name for x in m)}
@@ -109,7 +129,7 @@ def overlap(ms: MultiSource, direct: dict[str, dict[str, bool]]) -> dict:
     tiers = _leak_tiers(ms, leak)
 
     # BR35H: committed BR35H-only groups joined into one cross-source group through Nickparvar copies
-    br_old = {r.path: r.group for r in read_manifest(Path(__file__).resolve().parents[2] / "splits" / "br35h-paper.csv")}
+    br_old = {r.path: r.group for r in paper_rows if r.source == BR35H.name}
     cross_to_old: dict[int, set[int]] = {}
     for im in ms.images:
         if im.source == BR35H.name and im.path in br_old:
@@ -123,6 +143,10 @@ def overlap(ms: MultiSource, direct: dict[str, dict[str, bool]]) -> dict:
         "twins_of_br35h_only_through_group": pc(only_via_group),
         "independent_of_br35h_grouped": pc(indep),
         "independent_of_br35h_readme_rule": pc([im for im in nick if not direct["readme"][im.path]]),
+        "twins_only_of_br35h_pred_readme_rule": pc([im for im in nick if direct_pred and direct_pred["readme"][im.path]
+                                                    and not direct["readme"][im.path]]),
+        "twins_only_of_br35h_pred_our_rule": pc([im for im in nick if direct_pred and direct_pred["ours"][im.path]
+                                                 and not (im.group in has_br)]),
         "within_nickparvar": {
             "groups_without_br35h": len(nick_groups),
             "multi_image_groups_without_br35h": len(multi),
@@ -143,19 +167,22 @@ def overlap(ms: MultiSource, direct: dict[str, dict[str, bool]]) -> dict:
 
 def _leak_tiers(ms: MultiSource, leak: Sequence) -> dict[str, list]:
     """Split Testing/ images with a Training/ twin by how close the closest Training/ image is:
-    a byte copy, near-identical (raw NCC >= 0.97), or only similar (the 0.93 rule, any view, or
-    a chain in the group; typical of neighbouring slices of one patient rather than copies)."""
+    a byte copy, near-identical (NCC >= 0.97 in some view: re-encoded, mirrored or re-framed
+    copies), or only similar (0.93-0.97, or a chain in the group; what neighbouring slices of one
+    patient look like)."""
     scan = {s.source: s for s in ms.scans}[NICKPARVAR.name]
     train = [r for r in scan.scan.labelled() if NICKPARVAR.part_of(r.path) == "Training"]
     train_sha = {r.sha256 for r in train}
-    out: dict[str, list] = {"byte copy": [], "near-identical (raw NCC >= 0.97)": [], "similar only": []}
+    out: dict[str, list] = {"byte copy": [], "near-identical (NCC >= 0.97, any view)": [], "similar only": []}
     if not leak or not train:
         return out
-    t = np.stack([scan.fingerprints[r.path].thumbs[0] for r in train]).astype(np.float32)
-    q = np.stack([scan.fingerprints[im.path].thumbs[0] for im in leak]).astype(np.float32)
-    best = (q @ t.T).max(axis=1)
+    t = np.stack([scan.fingerprints[r.path].thumbs for r in train]).astype(np.float32)
+    q = np.stack([scan.fingerprints[im.path].thumbs for im in leak]).astype(np.float32)
+    best = np.full(len(leak), -1.0, np.float32)
+    for _, vi, vj in DedupConfig().views():
+        best = np.maximum(best, (q[:, vi] @ t[:, vj].T).max(axis=1))
     for im, b in zip(leak, best):
-        key = "byte copy" if im.sha256 in train_sha else "near-identical (raw NCC >= 0.97)" if b >= 0.97 else "similar only"
+        key = "byte copy" if im.sha256 in train_sha else "near-identical (NCC >= 0.97, any view)" if b >= 0.97 else "similar only"
         out[key].append(im)
     return out
 
@@ -186,6 +213,7 @@ def build_multi_report(ms: MultiSource, paper_rows: Sequence[ManifestRow], seed:
     timings = dict(timings or {})
     t = time.perf_counter()
     direct = direct_twins(ms)
+    direct_pred = direct_twins(ms, against=pred_fingerprints(ms))
     timings["direct_twins_s"] = time.perf_counter() - t
     labels = [im.label for im in ms.images]
     protos = {"external": external(ms.images), "paper": paper_plus(ms.images, paper_rows, seed=seed),
@@ -202,7 +230,7 @@ def build_multi_report(ms: MultiSource, paper_rows: Sequence[ManifestRow], seed:
         },
         "grouping": {"config": DedupConfig().to_dict(), **ms.groups.stats(labels),
                      "groups_spanning_sources": sum(len({x.source for x in m}) > 1 for m in members(ms.images).values())},
-        "overlap": overlap(ms, direct),
+        "overlap": overlap(ms, direct, paper_rows, direct_pred),
         "readme_figures": README_FIGURES,
         "protocols": {name: protocol_summary(p, (splits_dir / f"{MANIFEST_NAMES[name]}.csv") if splits_dir else None)
                       for name, p in protos.items()},
@@ -222,6 +250,46 @@ def _integrity(source: dict) -> str:
     if source["integrity_ok"]:
         return "all decode and match SHA256SUMS" if source["checksums_present"] else "all decode; no SHA256SUMS"
     return f"{len(source['issues'])} problem(s)"
+
+
+def _agreement(r: dict, cls: Sequence[str]) -> list[str]:
+    """The comparison with ``../shared/README.md``, every number taken from the report."""
+    o, rf = r["overlap"], r["readme_figures"]
+    total = lambda d: sum(d.values())  # noqa: E731
+    rd, pred = o["twins_of_br35h_direct_readme_rule"], o["twins_only_of_br35h_pred_readme_rule"]
+    both = {c: rd["total"].get(c, 0) + pred["total"].get(c, 0) for c in cls}
+    readme_twins = {c: o["nickparvar_images"]["total"].get(c, 0) - rf["independent"][c] for c in cls}
+    ours_g, ours_pred = o["twins_of_br35h_grouped"], o["twins_only_of_br35h_pred_our_rule"]
+    ind = o["independent_of_br35h_grouped"]
+    return [
+        "### Agreement with `../shared/README.md`",
+        "",
+        "| Nickparvar twins of BR35H | " + " | ".join(cls) + " | total |",
+        "|---|" + "---|" * (len(cls) + 1),
+        f"| README's figures (class size minus its independent count) | {_cls_row(readme_twins, cls)} |",
+        f"| README rule, against BR35H yes/ + no/ | {_cls_row(rd['total'], cls)} |",
+        f"| README rule, only against BR35H's unlabelled pred/ | {_cls_row(pred['total'], cls)} |",
+        f"| README rule, against all of BR35H (sum) | {_cls_row(both, cls)} |",
+        "",
+        f"- Re-implemented here, the README's rule gives {total(both)} twins against all of BR35H, per class "
+        f"{_per_class(both, cls)}, against the README's {rf['twins_of_br35h']} ({_per_class(readme_twins, cls)}). "
+        f"The README counted twins of BR35H's 60 unlabelled `pred/` images too: {total(pred['total'])} Nickparvar images "
+        f"({_per_class(pred['total'], cls)}) match only those. No manifest uses `pred/`, so no model here has seen them "
+        f"or their twins, and the protocols treat these images as independent (our rule: "
+        f"{total(ours_pred['total'])} Nickparvar images outside every BR35H group match a `pred/` image).",
+        f"- The README's \"57 meningioma\" is the `Training/` part: the rule finds {rd.get('Training', {}).get('meningioma', 0)} there "
+        f"and {rd.get('Testing', {}).get('meningioma', 0)} in `Testing/` (its per-class independent count, "
+        f"{rf['independent']['meningioma']}, implies {readme_twins['meningioma']} in all).",
+        f"- Our grouping finds {total(ours_g['total'])} ({_per_class(ours_g['total'], cls)}) against yes/ + no/, "
+        f"{total(ours_g['total']) - total(rd['total']):+d} on the README rule there: the mirrored and brain-crop views "
+        f"and the 0.93 threshold add pairs the raw-view rule misses, and a group also takes images linked to BR35H only "
+        f"through another Nickparvar image ({total(o['twins_of_br35h_only_through_group']['total'])}).",
+        f"- Independent no-tumour images: {ind.get('Training', {}).get('notumor', 0)} + {ind.get('Testing', {}).get('notumor', 0)} "
+        f"(Training + Testing) here against the README's {rf['independent_notumor']['Training']} + "
+        f"{rf['independent_notumor']['Testing']}: the difference is the `pred/` twins above "
+        f"({pred.get('Training', {}).get('notumor', 0)} + {pred.get('Testing', {}).get('notumor', 0)} by the README rule).",
+        "",
+    ]
 
 
 def to_markdown(r: dict) -> str:
@@ -274,6 +342,7 @@ def to_markdown(r: dict) -> str:
         f"Testing {o['independent_of_br35h_grouped'].get('Testing', {}).get('notumor', 0)} "
         f"(README: {rf['independent_notumor']['Training']} + {rf['independent_notumor']['Testing']}).",
         "",
+        *_agreement(r, cls),
         "### Within Nickparvar",
         "",
         f"- Groups with no BR35H member: {w['groups_without_br35h']}; of these {w['multi_image_groups_without_br35h']} hold >= 2 images "
@@ -308,14 +377,73 @@ def to_markdown(r: dict) -> str:
         for reason, c in p["left_out"].items():
             lines.append(f"- left out, {reason}: {sum(c.values())} ({', '.join(f'{k} {v}' for k, v in c.items())})")
         lines.append("")
-    lines += ["## Timings", "", *[f"- {k}: {v} s" for k, v in r["timings"].items()], ""]
+    lines += ["`multi_source_pairs.png`: Nickparvar images beside their closest BR35H image (first rows), and Nickparvar "
+              "`Testing/` images merged with `Training/` without being copies beside their closest `Training/` image.", "",
+              "## Timings", "", *[f"- {k}: {v} s" for k, v in r["timings"].items()], ""]
     return "\n".join(lines)
 
 
+def pairs_montage(ms: MultiSource, n_rows: int = 4, seed: int = 0):
+    """Pictures a person can check: rows of (Nickparvar image, its closest BR35H image) for
+    cross-source twins, then (Nickparvar ``Testing/`` image, its closest ``Training/`` image)
+    among the merges that are "similar only" (no copy), the ones to doubt first."""
+    from PIL import Image as PILImage
+
+    from .report import THUMB, _grid, _thumb
+
+    _blank = lambda: PILImage.new("RGB", (THUMB, THUMB), "white")  # noqa: E731
+
+    rng = np.random.default_rng(seed)
+    scans = {s.source: s for s in ms.scans}
+    nscan, bscan = scans[NICKPARVAR.name], scans[BR35H.name]
+    groups = members(ms.images)
+    has_br = {g for g, m in groups.items() if any(x.source == BR35H.name for x in m)}
+    nick = [im for im in ms.images if im.source == NICKPARVAR.name]
+    train = [r.path for r in nscan.scan.labelled() if NICKPARVAR.part_of(r.path) == "Training"]
+    brs = [r.path for r in bscan.scan.labelled()]
+
+    def closest(path: str, pool: list[str], pool_scan) -> tuple[str, float]:
+        q = nscan.fingerprints[path].thumbs
+        best, where = -2.0, pool[0]
+        for vi, vj in ((0, 0), (0, 1), (2, 2), (2, 3)):
+            t = np.stack([pool_scan.fingerprints[p].thumbs[vj] for p in pool])
+            sc = t @ q[vi]
+            if sc.max() > best:
+                best, where = float(sc.max()), pool[int(sc.argmax())]
+        return where, best
+
+    def pick(cands: list, k: int) -> list:
+        return [cands[i] for i in sorted(rng.choice(len(cands), min(k, len(cands)), replace=False))] if cands else []
+
+    pairs = []
+    for kind in ("notumor", "meningioma"):
+        for im in pick([im for im in nick if im.group in has_br and im.class_name == kind], n_rows):
+            other, ncc = closest(im.path, brs, bscan)
+            pairs.append([(_thumb(nscan.root, im.path), f"N {im.path.split('/')[-1]}"),
+                          (_thumb(bscan.root, other), f"B {other.split('/')[-1]} {ncc:.2f}")])
+    train_sha = {r.sha256 for r in nscan.scan.labelled() if NICKPARVAR.part_of(r.path) == "Training"}
+    parts_of = {g: {x.part for x in m} for g, m in groups.items()}
+    similar = [im for im in nick if im.part == "Testing" and im.group not in has_br and "Training" in parts_of[im.group]
+               and im.sha256 not in train_sha]
+    for im in pick(similar, 4 * n_rows):
+        other, ncc = closest(im.path, train, nscan)
+        pairs.append([(_thumb(nscan.root, im.path), f"{im.class_name[:4]} {im.path.split('/')[-1]}"),
+                      (_thumb(nscan.root, other), f"Tr {other.split('/')[-1]} {ncc:.2f}")])
+    if not pairs:
+        return _grid([[(_blank(), "")]], "No cross-source or Testing/Training near-duplicates found")
+    rows = [pairs[i] + pairs[i + 1] if i + 1 < len(pairs) else pairs[i] for i in range(0, len(pairs), 2)]
+    return _grid(rows, "Pairs: Nickparvar | closest BR35H (rows 1-4); Nickparvar Testing | closest Training, "
+                       "not byte copies (rest). Number: best-view NCC")
+
+
 def write_multi_report(ms: MultiSource, paper_rows: Sequence[ManifestRow], out: Path, seed: int = 42,
-                       splits_dir: Path | None = None, timings: dict | None = None) -> dict:
+                       splits_dir: Path | None = None, timings: dict | None = None, pictures: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     report = build_multi_report(ms, paper_rows, seed, splits_dir, timings)
+    if pictures:
+        t = time.perf_counter()
+        pairs_montage(ms).save(out / "multi_source_pairs.png", optimize=True)
+        report["timings"]["pictures_s"] = round(time.perf_counter() - t, 1)
     (out / "multi_source.json").write_text(json.dumps(report, indent=2) + "\n")
     md = to_markdown(report)
     (out / "multi_source.md").write_text(md)
