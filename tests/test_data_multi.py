@@ -230,3 +230,25 @@ def test_real_slice_cross_source_groups(br35h_root, nickparvar_root):
     joined = {g for g in set(mine.values()) if {k.split(":")[0] for k, v in mine.items() if v == g} == {"br35h", "nickparvar"}}
     assert len(joined) >= 3  # small groups: nearly always a direct BR35H-Nickparvar pair
     assert NICKPARVAR.label_of(NICKPARVAR.class_of(next(r.path for r in chosen if r.source == "nickparvar"))) == "no"
+
+
+def test_cross_source_groups_are_cached_by_content(tmp_path, monkeypatch):
+    broot, nroot = tmp_path / "br", tmp_path / "nick"
+    for d in (broot / "no", nroot / "Testing" / "notumor"):
+        d.mkdir(parents=True)
+    for i in range(3):
+        PILImage.fromarray(_textured((240, 200), 20 + i)).save(broot / "no" / f"no{i}.jpg", quality=92)
+    PILImage.open(broot / "no" / "no1.jpg").resize((224, 224)).save(nroot / "Testing/notumor/Te-no_0000.jpg", quality=90)
+    scans = [_scan_of("br35h", broot, [f"no/no{i}.jpg" for i in range(3)]),
+             _scan_of("nickparvar", nroot, ["Testing/notumor/Te-no_0000.jpg"])]
+    cache = FingerprintCache(DedupConfig(), dedup_mod.CropConfig(), tmp_path / "c")
+    first = find_groups_multi(scans, cache=cache)
+    monkeypatch.setattr(dedup_mod, "find_groups", lambda *a, **k: pytest.fail("groups recomputed"))
+    again = find_groups_multi(scans, cache=cache)
+    assert again.paths == first.paths and again.groups.tolist() == first.groups.tolist() == [0, 1, 2, 1]
+    assert again.pairs == first.pairs and again.exact_pairs == first.exact_pairs
+    # other bytes under the same names: another key, so computed afresh
+    changed = [scans[0], SourceScan("nickparvar", nroot, ScanResult(nroot, [ImageRecord(
+        "Testing/notumor/Te-no_0000.jpg", "no", "f" * 64, 224, 224, "RGB")]), scans[1].fingerprints)]
+    with pytest.raises(pytest.fail.Exception, match="groups recomputed"):
+        find_groups_multi(changed, cache=cache)

@@ -29,7 +29,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .dedup import DedupConfig, DedupResult, SourceScan, find_groups_multi, scan_source, split_key
+from edge_runtime.config import CropConfig
+
+from .dedup import DedupConfig, DedupResult, FingerprintCache, SourceScan, find_groups_multi, scan_source, split_key
 from .manifest import SPLITS, ManifestRow
 from .scan import natural_key
 from .sources import BR35H, NICKPARVAR, RootResolver, RootSpec, get_source
@@ -88,7 +90,7 @@ def group_sources(roots: RootSpec = None, sources: Sequence[str] = (BR35H.name, 
     """Scan (with integrity) and fingerprint each source, then group all labelled images together."""
     resolve = RootResolver(roots)
     scans = [scan_source(name, resolve(name), cfg, use_cache=use_cache, progress=progress) for name in sources]
-    dd = find_groups_multi(scans, cfg)
+    dd = find_groups_multi(scans, cfg, FingerprintCache(cfg, CropConfig()) if use_cache else None)
     sha = {f"{s.source}:{r.path}": r.sha256 for s in scans for r in s.scan.labelled()}
     return MultiSource(scans, dd, images_from(dd, sha))
 

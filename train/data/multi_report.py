@@ -165,24 +165,35 @@ def overlap(ms: MultiSource, direct: dict[str, dict[str, bool]], paper_rows: Seq
     }
 
 
+NEAR, MIRRORED = "near-identical (NCC >= 0.97)", "mirrored copy (NCC >= 0.97 only mirrored)"
+
+
 def _leak_tiers(ms: MultiSource, leak: Sequence) -> dict[str, list]:
     """Split Testing/ images with a Training/ twin by how close the closest Training/ image is:
-    a byte copy, near-identical (NCC >= 0.97 in some view: re-encoded, mirrored or re-framed
-    copies), or only similar (0.93-0.97, or a chain in the group; what neighbouring slices of one
-    patient look like)."""
+    a byte copy; near-identical (NCC >= 0.97 in the raw or crop view: re-encoded or re-framed);
+    a left-right mirrored copy (>= 0.97 only against the mirror: augmentation copies); or only
+    similar (0.93-0.97, or a chain in the group; what neighbouring slices of one patient look like)."""
     scan = {s.source: s for s in ms.scans}[NICKPARVAR.name]
     train = [r for r in scan.scan.labelled() if NICKPARVAR.part_of(r.path) == "Training"]
     train_sha = {r.sha256 for r in train}
-    out: dict[str, list] = {"byte copy": [], "near-identical (NCC >= 0.97, any view)": [], "similar only": []}
+    out: dict[str, list] = {"byte copy": [], NEAR: [], MIRRORED: [], "similar only": []}
     if not leak or not train:
         return out
     t = np.stack([scan.fingerprints[r.path].thumbs for r in train]).astype(np.float32)
     q = np.stack([scan.fingerprints[im.path].thumbs for im in leak]).astype(np.float32)
-    best = np.full(len(leak), -1.0, np.float32)
-    for _, vi, vj in DedupConfig().views():
-        best = np.maximum(best, (q[:, vi] @ t[:, vj].T).max(axis=1))
-    for im, b in zip(leak, best):
-        key = "byte copy" if im.sha256 in train_sha else "near-identical (NCC >= 0.97, any view)" if b >= 0.97 else "similar only"
+    best = {"plain": np.full(len(leak), -1.0, np.float32), "mirrored": np.full(len(leak), -1.0, np.float32)}
+    for name, vi, vj in DedupConfig().views():
+        kind = "mirrored" if name.endswith("mirrored") else "plain"
+        best[kind] = np.maximum(best[kind], (q[:, vi] @ t[:, vj].T).max(axis=1))
+    for k, im in enumerate(leak):
+        if im.sha256 in train_sha:
+            key = "byte copy"
+        elif best["plain"][k] >= 0.97:
+            key = NEAR
+        elif best["mirrored"][k] >= 0.97:
+            key = MIRRORED
+        else:
+            key = "similar only"
         out[key].append(im)
     return out
 
@@ -385,8 +396,9 @@ def to_markdown(r: dict) -> str:
 
 def pairs_montage(ms: MultiSource, n_rows: int = 4, seed: int = 0):
     """Pictures a person can check: rows of (Nickparvar image, its closest BR35H image) for
-    cross-source twins, then (Nickparvar ``Testing/`` image, its closest ``Training/`` image)
-    among the merges that are "similar only" (no copy), the ones to doubt first."""
+    cross-source twins, then (Nickparvar ``Testing/`` image, its closest ``Training/`` image) for
+    a random sample of the ``Testing/`` images dropped as twins of ``Training/`` (byte copies left
+    out: nothing to check there). The number is the best-view NCC."""
     from PIL import Image as PILImage
 
     from .report import THUMB, _grid, _thumb
