@@ -24,6 +24,18 @@ def br35h_root() -> Path:
         pytest.skip(f"real BR35H data absent: {exc}")
 
 
+@pytest.fixture(scope="session")
+def nickparvar_root() -> Path:
+    """The shared Nickparvar folder (second source); tests that need it skip, naming where they looked."""
+    from train.data.sources import NICKPARVAR
+    from train.paths import DataNotFoundError
+
+    try:
+        return NICKPARVAR.root()
+    except DataNotFoundError as exc:
+        pytest.skip(f"real Nickparvar data absent: {exc}")
+
+
 def synthetic_mri(size: tuple[int, int] = (180, 150), seed: int = 0, tumour: bool = False) -> np.ndarray:
     """A bright ellipse ("brain") on a black background with a little noise, RGB uint8.
 

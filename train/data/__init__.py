@@ -1,1 +1,1 @@
-"""BR35H data pipeline: scan and verify, near-duplicate groups, split manifests, the crop."""
+"""Data pipeline: sources (BR35H, Nickparvar), scan and verify, near-duplicate groups (within and across sources), split manifests, the crop."""

@@ -1,4 +1,4 @@
-"""``python -m train.data {scan,split,crops,report}``: thin CLI over the library functions."""
+"""``python -m train.data {scan,split,crops,report,multi-split,multi-report}``: thin CLI over the library functions."""
 
 from __future__ import annotations
 
@@ -61,6 +61,53 @@ def cmd_report(a: argparse.Namespace) -> int:
     return 0 if report["integrity"]["ok"] else 1
 
 
+def _multi_roots(a: argparse.Namespace) -> dict:
+    return {"br35h": a.data, "nickparvar": a.nickparvar}
+
+
+def cmd_multi_split(a: argparse.Namespace) -> int:
+    import json
+
+    from .manifest import read_manifest, write_manifest
+    from .multi import MANIFEST_NAMES, MULTI_PROTOCOLS, external, grouped, group_sources, paper_plus
+    from .splits import crossing_groups
+
+    protocols = MULTI_PROTOCOLS if a.protocol == "all" else (a.protocol,)
+    ms = group_sources(_multi_roots(a), progress=True)
+    print(ms.summary())
+    if not ms.ok:
+        sys.exit("refusing to write manifests over sources with problems (see above)")
+    out_dir = Path(a.out_dir)
+    for protocol in protocols:
+        if protocol == "external":
+            proto = external(ms.images)
+        elif protocol == "paper":
+            proto = paper_plus(ms.images, read_manifest(a.paper_manifest), seed=a.seed)
+        else:
+            proto = grouped(ms.images, seed=a.seed)
+        out = write_manifest(proto.rows, out_dir / f"{MANIFEST_NAMES[protocol]}.csv")
+        print(f"{out}: {len(proto.rows)} rows; groups on two sides: {len(crossing_groups(proto.rows))}")
+        print("  per split x source x class: " + json.dumps(proto.counts()))
+        for reason, c in proto.dropped_counts().items():
+            print(f"  left out ({reason}): {json.dumps(c)}")
+    return 0
+
+
+def cmd_multi_report(a: argparse.Namespace) -> int:
+    import time
+
+    from .manifest import read_manifest
+    from .multi import group_sources
+    from .multi_report import write_multi_report
+
+    t = time.perf_counter()
+    ms = group_sources(_multi_roots(a), progress=True)
+    timings = {"scan_fingerprint_group_s": time.perf_counter() - t}
+    report = write_multi_report(ms, read_manifest(a.paper_manifest), Path(a.out), seed=a.seed,
+                                splits_dir=Path(a.splits_dir), timings=timings)
+    return 0 if all(s["integrity_ok"] for s in report["sources"].values()) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m train.data", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -83,6 +130,22 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--out", default=str(REPO_ROOT / "reports" / "data"))
     s.add_argument("--seed", type=int, default=42)
     s.set_defaults(fn=cmd_report)
+    s = sub.add_parser("multi-split", help="multi-source manifests (BR35H + Nickparvar, cross-source groups)")
+    s.add_argument("--data", help="BR35H folder (default: $BR35H_DATA or ../shared/data/br35h)")
+    s.add_argument("--nickparvar", help="Nickparvar folder (default: $NICKPARVAR_DATA or ../shared/data/nickparvar)")
+    s.add_argument("--protocol", choices=("external", "paper", "grouped", "all"), default="all")
+    s.add_argument("--paper-manifest", default=str(manifest_name("paper")), help="BR35H rows of protocol 'paper'")
+    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--out-dir", default=str(SPLITS_DIR))
+    s.set_defaults(fn=cmd_multi_split)
+    s = sub.add_parser("multi-report", help="multi-source report: cross-source twins, per class, protocols")
+    s.add_argument("--data", help="BR35H folder (default: $BR35H_DATA or ../shared/data/br35h)")
+    s.add_argument("--nickparvar", help="Nickparvar folder (default: $NICKPARVAR_DATA or ../shared/data/nickparvar)")
+    s.add_argument("--paper-manifest", default=str(manifest_name("paper")))
+    s.add_argument("--splits-dir", default=str(SPLITS_DIR), help="where the committed manifests are compared")
+    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--out", default=str(REPO_ROOT / "reports" / "data"))
+    s.set_defaults(fn=cmd_multi_report)
     a = p.parse_args(argv)
     return a.fn(a)
 

@@ -10,11 +10,16 @@ written last, so an entry without it is incomplete and rebuilt.
 A build checks each file's sha256 against the manifest and decodes it; a file that fails
 **aborts the build** (a training set with a silently missing or swapped image is wrong), but
 only after every row was tried, so the error lists each bad file with its reason at once.
+
+Each row is read from the root of its own source (:mod:`train.data.sources`): ``data_root`` is
+BR35H's folder as a plain path (what ``--data`` always meant) or a ``{source: folder}`` mapping;
+sources not given resolve through their environment variable or ``../shared/data/<source>``,
+and only the sources a manifest actually uses must exist.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import hashlib
 import os
 from pathlib import Path
@@ -25,6 +30,7 @@ from edge_runtime.config import LABELS, CropConfig
 from edge_runtime.image_io import ImageDecodeError, load_rgb
 
 from .manifest import SPLITS, ManifestRow, manifest_digest, read_manifest
+from .sources import RootResolver, RootSpec
 
 #: Bump when the crop code changes in a way ``CropConfig`` does not capture.
 CODE_VERSION = "crop-cv-1"
@@ -37,6 +43,8 @@ class CropSet:
     paths: list[str]
     boxes: np.ndarray  # (N, 4) int32 left, top, right, bottom in the decoded image
     fallback: np.ndarray  # (N,) bool: no brain found, whole image used
+    sources: list[str] = field(default_factory=list)  # per row, from the manifest (``br35h``, ``nickparvar``)
+    classes: list[str] = field(default_factory=list)  # per row, the source's own class (``glioma``, ...)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -70,7 +78,7 @@ def _entry(rows: list[ManifestRow], cfg: CropConfig, cache_root: str | Path | No
 def load_crops(
     manifest_path: str | Path,
     split: str | None = None,
-    data_root: str | Path | None = None,
+    data_root: RootSpec = None,
     cfg: CropConfig = CropConfig(),
     cache_root: str | Path | None = None,
     progress: bool = True,
@@ -95,16 +103,18 @@ def load_crops(
         paths=[paths[i] for i in idx],
         boxes=meta["boxes"][idx].astype(np.int32),
         fallback=meta["fallback"][idx].astype(bool),
+        sources=[rows[i].source for i in idx],
+        classes=[rows[i].class_name for i in idx],
     )
 
 
-def _build(rows: list[ManifestRow], entry: Path, data_root, cfg: CropConfig, progress: bool) -> None:
-    from train.paths import data_root as resolve_root
-
+def _build(rows: list[ManifestRow], entry: Path, data_root: RootSpec, cfg: CropConfig, progress: bool) -> None:
     from .crop_cv import crop_image
     from .scan import _progress
 
-    root = resolve_root(data_root)
+    root_of = RootResolver(data_root)
+    for source in dict.fromkeys(r.source for r in rows):
+        root_of(source)  # fail before any work when a source's folder is missing
     entry.mkdir(parents=True, exist_ok=True)
     tmp_x = entry / f"x.npy.{os.getpid()}.tmp"
     x = np.lib.format.open_memmap(tmp_x, mode="w+", dtype=np.uint8, shape=(len(rows), cfg.size, cfg.size, 3))
@@ -113,7 +123,7 @@ def _build(rows: list[ManifestRow], entry: Path, data_root, cfg: CropConfig, pro
     failures: list[tuple[str, str]] = []
     try:
         for i, r in enumerate(_progress(rows, progress, "crops")):
-            p = root / r.path
+            p = root_of(r.source) / r.path
             try:
                 digest = hashlib.sha256(p.read_bytes()).hexdigest()
                 if digest != r.sha256:

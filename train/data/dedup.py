@@ -155,9 +155,23 @@ def hamming_pairs(a: np.ndarray, b: np.ndarray, max_dist: int) -> np.ndarray:
     return _upper_pairs(lambda r: np.bitwise_count(a[r, None] ^ b[None, :]) <= max_dist, len(a))
 
 
-def ncc_pairs(a: np.ndarray, b: np.ndarray, min_ncc: float) -> np.ndarray:
-    """Pairs ``i < j`` whose unit-norm thumbnails ``a_i . b_j >= min_ncc``."""
-    return _upper_pairs(lambda r: a[r] @ b.T >= min_ncc, len(a))
+def ncc_pairs(a: np.ndarray, b: np.ndarray, min_ncc: float, block: int = 512) -> np.ndarray:
+    """Pairs ``i < j`` whose unit-norm thumbnails ``a_i . b_j >= min_ncc``.
+
+    Only the upper triangle is multiplied (half the work of the full (N, N) product; 10 000
+    images across two sources are 50M products of 4096 floats per view) and one block of rows
+    at a time, so memory stays at ``block x N`` scores (20 MB for 10 000 images) on top of the
+    two contiguous (N, 4096) float32 views.
+    """
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    b = np.ascontiguousarray(b, dtype=np.float32)
+    out = [np.zeros((0, 2), np.int64)]
+    for start in range(0, len(a), block):
+        i, j = np.nonzero(a[start : start + block] @ b[start:].T >= min_ncc)
+        i, j = i + start, j + start
+        keep = i < j
+        out.append(np.stack([i[keep], j[keep]], axis=1).astype(np.int64))
+    return np.concatenate(out)
 
 
 def confirm(pairs: np.ndarray, a: np.ndarray, b: np.ndarray, min_ncc: float) -> np.ndarray:
@@ -271,3 +285,167 @@ def dedup_folder(root: str | Path, cfg: DedupConfig = DedupConfig(), progress: b
     result = scan(root, include_pred=False, on_image=lambda rec, rgb: fps.__setitem__(rec.path, fingerprint(rgb, cfg)), progress=progress)
     lab = result.labelled()
     return result, find_groups([r.path for r in lab], [fps[r.path] for r in lab], [r.sha256 for r in lab], cfg)
+
+
+# --- several sources at once ------------------------------------------------------------------
+
+#: Bump when ``fingerprint`` changes in a way ``DedupConfig``/``CropConfig`` do not capture.
+FINGERPRINT_VERSION = "fp-1"
+KEY_SEP = ":"
+
+
+def source_key(source: str, path: str) -> str:
+    """The name of an image across sources (``nickparvar:Training/glioma/x.jpg``): paths are only
+    unique within a source, groups are computed over all sources together."""
+    return f"{source}{KEY_SEP}{path}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    source, path = key.split(KEY_SEP, 1)
+    return source, path
+
+
+class FingerprintCache:
+    """Fingerprints by file sha256, one ``.npz`` per source under ``<cache>/fingerprints/<config key>/``.
+
+    Why: the cross-source report and the manifests need the fingerprints of 10 000 images; the
+    decode is cheap next to the crop search and resizes, so a rerun with the same bytes and the
+    same configs reuses them. Keyed by content (sha256), never by path, so a changed file is
+    fingerprinted again; the scan (decode + ``SHA256SUMS``) still runs every time.
+    """
+
+    def __init__(self, cfg: DedupConfig, crop: CropConfig, cache_root: str | Path | None = None) -> None:
+        import hashlib
+        import json
+
+        from train.paths import cache_dir
+
+        blob = json.dumps([cfg.to_dict(), crop.fingerprint(), FINGERPRINT_VERSION], sort_keys=True).encode()
+        self.dir = cache_dir(cache_root) / "fingerprints" / hashlib.sha256(blob).hexdigest()[:16]
+
+    def load(self, source: str) -> dict[str, Fingerprint]:
+        path = self.dir / f"{source}.npz"
+        if not path.is_file():
+            return {}
+        with np.load(path) as z:  # each z[...] access decompresses the whole array: read each once
+            shas, hashes, thumbs = z["sha256"], z["hashes"], z["thumbs"]
+        return {str(h): Fingerprint(hashes[i], thumbs[i]) for i, h in enumerate(shas)}
+
+    def save(self, source: str, fps: dict[str, Fingerprint]) -> Path:
+        import os
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        shas = sorted(fps)
+        tmp = self.dir / f"{source}.{os.getpid()}.tmp.npz"
+        np.savez(
+            tmp,
+            sha256=np.array(shas),
+            hashes=np.stack([fps[h].hashes for h in shas]) if shas else np.zeros((0, 4), np.uint64),
+            thumbs=np.stack([fps[h].thumbs for h in shas]) if shas else np.zeros((0, 4, 0), np.float32),
+        )
+        os.replace(tmp, self.dir / f"{source}.npz")
+        return self.dir / f"{source}.npz"
+
+
+    def groups_path(self, keys: Sequence[str], shas: Sequence[str]) -> Path:
+        import hashlib
+
+        blob = "\n".join(f"{k}\0{h}" for k, h in zip(keys, shas)).encode()
+        return self.dir / f"groups-{hashlib.sha256(blob).hexdigest()[:20]}.npz"
+
+    def save_groups(self, path: Path, result: DedupResult) -> None:
+        import json
+        import os
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, paths=np.array(result.paths), groups=result.groups,
+                 exact=np.array(result.exact_pairs, dtype=str).reshape(-1, 2), pairs=np.array(json.dumps(result.pairs)))
+        os.replace(tmp, path)
+
+    @staticmethod
+    def load_groups(path: Path) -> DedupResult:
+        import json
+
+        with np.load(path) as z:
+            return DedupResult([str(p) for p in z["paths"]], z["groups"].astype(np.int64),
+                               [(str(a), str(b)) for a, b in z["exact"]], json.loads(str(z["pairs"])))
+
+
+@dataclass(frozen=True)
+class SourceScan:
+    """One source's scan (records, integrity issues) and the fingerprint of each labelled record."""
+
+    source: str
+    root: Path
+    scan: "ScanResult"  # noqa: F821 (train.data.scan, imported lazily)
+    fingerprints: dict[str, Fingerprint]  # by relative path
+
+
+def scan_source(
+    source: str,
+    root: str | Path,
+    cfg: DedupConfig = DedupConfig(),
+    crop: CropConfig = CropConfig(),
+    cache_root: str | Path | None = None,
+    use_cache: bool = True,
+    progress: bool = False,
+) -> SourceScan:
+    """Scan ``source``'s labelled folders under ``root`` (integrity against its ``SHA256SUMS``)
+    and fingerprint every decodable image, reusing cached fingerprints of identical bytes."""
+    from .scan import scan
+    from .sources import get_source
+
+    src = get_source(source)
+    cache = FingerprintCache(cfg, crop, cache_root) if use_cache else None
+    known = cache.load(source) if cache else {}
+    by_sha: dict[str, Fingerprint] = {}
+    fps: dict[str, Fingerprint] = {}
+
+    def on_image(rec, rgb) -> None:
+        fp = known.get(rec.sha256) or by_sha.get(rec.sha256) or fingerprint(rgb, cfg, crop)
+        by_sha[rec.sha256] = fps[rec.path] = fp
+
+    result = scan(root, folders=src.scan_folders(), on_image=on_image, progress=progress)
+    if cache and set(by_sha) - set(known):
+        cache.save(source, {**known, **by_sha})
+    return SourceScan(source, Path(root), result, fps)
+
+
+def find_groups_multi(scans: Sequence[SourceScan], cfg: DedupConfig = DedupConfig(),
+                      cache: FingerprintCache | None = None) -> DedupResult:
+    """Near-duplicate groups over the labelled images of several sources together.
+
+    The same rule as :func:`find_groups` (it is :func:`find_groups` on the union), with paths
+    turned into :func:`source_key` names; group ids are therefore unique across sources and
+    numbered by first member in (source, natural path) order, sources in the order given.
+    Nickparvar's copies were resized to 224x224 without keeping the aspect ratio; the crop
+    views (and the raw views, which are squashed to a square thumbnail anyway) compare the
+    same content regardless of that stretch.
+
+    With ``cache`` (the one the fingerprints came from, so its key covers both configs) the
+    result is stored next to the fingerprints, keyed by every (source, path, sha256): the
+    all-pairs products over 10 000 images take minutes on two cores and a rerun over the same
+    bytes gives the same groups.
+    """
+    keys, fps, shas = [], [], []
+    for s in scans:
+        for rec in s.scan.labelled():
+            keys.append(source_key(s.source, rec.path))
+            fps.append(s.fingerprints[rec.path])
+            shas.append(rec.sha256)
+    if len(set(keys)) != len(keys):
+        raise ValueError("a source was given twice")
+    stored = cache.groups_path(keys, shas) if cache else None
+    if stored is not None and stored.is_file():
+        return cache.load_groups(stored)
+    # find_groups orders by natural key; keep the sources in the given order ahead of that
+    rank = {s.source: i for i, s in enumerate(scans)}
+    ordered = sorted(range(len(keys)), key=lambda i: rank[split_key(keys[i])[0]])
+    prefixed = [f"{rank[split_key(keys[i])[0]]:02d}{KEY_SEP}{keys[i]}" for i in ordered]
+    res = find_groups(prefixed, [fps[i] for i in ordered], [shas[i] for i in ordered], cfg)
+    strip = lambda k: k.split(KEY_SEP, 1)[1]  # noqa: E731
+    result = DedupResult([strip(k) for k in res.paths], res.groups, [(strip(a), strip(b)) for a, b in res.exact_pairs], res.pairs)
+    if stored is not None:
+        cache.save_groups(stored, result)
+    return result

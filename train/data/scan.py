@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import hashlib
 import re
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 from PIL import Image
@@ -105,6 +105,7 @@ def scan(
     root: str | Path,
     *,
     include_pred: bool = True,
+    folders: Mapping[str, str | None] | None = None,
     max_pixels: int = 50_000_000,
     on_image: Callable[[ImageRecord, np.ndarray], None] | None = None,
     progress: bool = False,
@@ -113,13 +114,21 @@ def scan(
 
     ``on_image(record, rgb)`` is called for each decoded image so later stages (the duplicate
     hash) can reuse the decode instead of reading 3000 JPEGs twice.
+
+    ``folders`` maps sub-folder (may be nested, ``Training/glioma``) -> label for another
+    source's layout (see :mod:`train.data.sources`); then only ``SHA256SUMS`` entries inside
+    those folders are checked, since a source's list may cover files it does not label.
+    The default is BR35H's ``FOLDERS``.
     """
     root = Path(root)
-    folders = [f for f in FOLDERS if include_pred or FOLDERS[f] is not None]
-    files = list_files(root, folders)
+    explicit = folders is not None
+    mapping = dict(folders) if explicit else {f: lab for f, lab in FOLDERS.items() if include_pred or lab is not None}
+    files = list_files(root, mapping)
     sums_path = root / SUMS_FILE
     sums = read_checksums(sums_path) if sums_path.is_file() else None
-    if sums is not None and not include_pred:
+    if sums is not None and explicit:
+        sums = {k: v for k, v in sums.items() if k.rsplit("/", 1)[0] in mapping}
+    elif sums is not None and not include_pred:
         sums = {k: v for k, v in sums.items() if not k.startswith("pred/")}
     result = ScanResult(root, [], checksums_present=sums is not None)
     issues: list[ScanIssue] = []
@@ -142,7 +151,7 @@ def scan(
         except ImageDecodeError as exc:
             issues.append(ScanIssue(rel, "unreadable", exc.reason))
             continue
-        rec = ImageRecord(rel, FOLDERS[rel.split("/", 1)[0]], digest, rgb.shape[1], rgb.shape[0], mode)
+        rec = ImageRecord(rel, mapping[rel.rsplit("/", 1)[0]], digest, rgb.shape[1], rgb.shape[0], mode)
         result.records.append(rec)
         if on_image is not None:
             on_image(rec, rgb)
