@@ -63,7 +63,8 @@ def main(argv=None) -> int:
     print(f"{args.manifest}: {len(train)} train / {len(val)} val crops; preset {cfg.preset}, head {cfg.model.head}")
     t0 = time.time()
     meta = {"manifest": str(args.manifest), "data": str(args.data or "")}
-    model = train_model(cfg, train, val, args.run, weights=imagenet_weights(args.weights), resume=args.resume, meta=meta)
+    model = train_model(cfg, train, val, args.run, weights=imagenet_weights(args.weights), resume=args.resume, meta=meta,
+                        sources=getattr(train, "sources", None) or None)
     print(f"training finished in {time.time() - t0:.0f}s (this invocation); model at {Path(args.run) / 'model.keras'}")
     if not args.no_eval:
         from .evaluate import evaluate_run
