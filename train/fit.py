@@ -330,11 +330,13 @@ def _strategy(cfg: TrainConfig):
 
 def train_model(cfg: TrainConfig, train: ArraySet, val: ArraySet, run_dir: str | Path,
                 weights: str | None = "imagenet", resume: bool = False, callbacks=(), meta: dict | None = None,
-                sources=None):
+                sources=None, init: str | Path | None = None):
     """Run (or resume) both stages in ``run_dir``; returns the trained Keras model.
 
     ``sources`` (one name per training image) lets ``cfg.balance == "label_source"`` weigh
-    sources equally within a class.
+    sources equally within a class. ``init`` (a ``.keras`` model of the same architecture, e.g.
+    the released paper model) starts the run from its weights and skips the head stage: a
+    warm start that extends a trained model to new data at the cost of a few fine-tune epochs.
 
     Writes ``config.json``, ``state.json``, ``history.csv`` and, at the end, ``model.keras``
     (inference model without optimizer state). ``resume=False`` on a folder that already
@@ -360,6 +362,8 @@ def train_model(cfg: TrainConfig, train: ArraySet, val: ArraySet, run_dir: str |
     blob = {"train": cfg.to_dict(), "weights": str(weights), "preset": cfg.preset,
             "strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
             "backend": keras.backend.backend(), "devices": _devices(), **(meta or {})}
+    if init is not None:
+        blob["init"] = {"path": str(init), "sha256": hashlib.sha256(Path(init).read_bytes()).hexdigest()}
     _atomic_write_text(cfg_path, json.dumps(blob, indent=1))
     print(f"strategy {blob['strategy']} with {blob['replicas']} replica(s)")
     with strategy.scope():
@@ -369,6 +373,12 @@ def train_model(cfg: TrainConfig, train: ArraySet, val: ArraySet, run_dir: str |
         else:
             keras.utils.set_random_seed(cfg.seed)
             model = build_model(cfg.model, weights)
+            if init is not None:
+                model.set_weights(keras.saving.load_model(init, compile=False).get_weights())
+                ckpt = "checkpoint-init.keras"
+                _save_model_atomic(model, run_dir / ckpt)
+                state.commit("head", cfg.head_epochs, ckpt, [], 0.0)  # the head stage counts as done
+                print(f"warm start from {init}: head stage skipped")
 
         if state.stage == "start" and cfg.head_on_cached_features:
             t0 = time.time()

@@ -122,6 +122,17 @@ PRESETS: dict[str, TrainConfig] = {
         balance="label_source",
         augment=AugmentConfig(gamma=0.3, bias_field=0.3, noise=8.0, lowres=0.25),
     ),
+    # Warm start (``--init`` a trained paper model): extend it to several sources with a short
+    # balanced fine-tune instead of training from ImageNet; a quarter of "multi"'s fine-tune.
+    "multi-ft": TrainConfig(
+        preset="multi-ft",
+        finetune_epochs=4,
+        finetune_lr=5e-5,
+        warmup_epochs=0.25,
+        finetune_samples=2400,
+        balance="label_source",
+        augment=AugmentConfig(gamma=0.3, bias_field=0.3, noise=8.0, lowres=0.25),
+    ),
     # Seconds-long smoke recipe for tests and CI.
     "smoke": TrainConfig(
         preset="smoke",
