@@ -31,6 +31,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data", help="BR35H folder (default: $BR35H_DATA or ../shared/data/br35h)")
     p.add_argument("--weights", help="ImageNet MobileNetV2 no-top .h5 (default: Keras' 'imagenet')")
     p.add_argument("--resume", action="store_true", help="continue the run in --run")
+    p.add_argument("--init", type=Path, help="start from this trained .keras model (same architecture); skips the head stage")
     p.add_argument("--no-eval", action="store_true", help="skip the test-split evaluation and report")
     return p.parse_args(argv)
 
@@ -63,7 +64,8 @@ def main(argv=None) -> int:
     print(f"{args.manifest}: {len(train)} train / {len(val)} val crops; preset {cfg.preset}, head {cfg.model.head}")
     t0 = time.time()
     meta = {"manifest": str(args.manifest), "data": str(args.data or "")}
-    model = train_model(cfg, train, val, args.run, weights=imagenet_weights(args.weights), resume=args.resume, meta=meta)
+    model = train_model(cfg, train, val, args.run, weights=imagenet_weights(args.weights), resume=args.resume, meta=meta,
+                        sources=getattr(train, "sources", None) or None, init=args.init)
     print(f"training finished in {time.time() - t0:.0f}s (this invocation); model at {Path(args.run) / 'model.keras'}")
     if not args.no_eval:
         from .evaluate import evaluate_run

@@ -30,6 +30,7 @@ from edge_runtime.config import LABELS
 from .model import base_of, build_head, build_model, feature_extractor, freeze_batchnorm, head_of, set_base_trainable
 from .paths import cache_dir
 from .presets import AugmentConfig, TrainConfig
+from .sampling import epoch_order, sample_weights
 
 HISTORY_FIELDS = ("stage", "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
@@ -99,11 +100,17 @@ def _augmenter(cfg: AugmentConfig, seed: int):
         parts.append(layers.RandomBrightness(cfg.brightness, value_range=(0, 255), seed=seed + 3))
     if cfg.contrast:
         parts.append(layers.RandomContrast(cfg.contrast, seed=seed + 4))
+    if cfg.scanner:
+        from .augment import scanner_augment_class
+
+        parts.append(scanner_augment_class()(cfg.gamma, cfg.bias_field, cfg.noise, cfg.lowres, seed=seed + 5))
     return keras.Sequential(parts, name="augment") if parts else None
 
 
-def make_dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int | None, augment: AugmentConfig | None = None):
-    """Batches of ``(float32 raw pixels, one-hot)``; shuffled by ``seed`` when given.
+def make_dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int | None, augment: AugmentConfig | None = None,
+                 order: np.ndarray | None = None):
+    """Batches of ``(float32 raw pixels, one-hot)``; shuffled by ``seed`` when given, or in
+    ``order`` (indices, repeats allowed) when given.
 
     Images stay uint8 in memory and are gathered per batch, so 2160 crops cost 325 MB, not 1.3 GB.
     A ``tf.data`` pipeline on the TensorFlow backend; on JAX or PyTorch (e.g. a GPU machine
@@ -111,7 +118,8 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int | None, aug
     """
     import keras
 
-    order = np.arange(len(x)) if seed is None else np.random.default_rng(seed).permutation(len(x))
+    if order is None:
+        order = np.arange(len(x)) if seed is None else np.random.default_rng(seed).permutation(len(x))
     aug = _augmenter(augment, seed or 0) if augment is not None else None
     if keras.backend.backend() != "tensorflow":
         return _array_batches_class()(x, _onehot(y), order, batch, aug)
@@ -212,20 +220,23 @@ def _current_lr(model) -> float:
     return float(np.asarray(model.optimizer.learning_rate))
 
 
-def _train_head_on_features(cfg: TrainConfig, model, train: ArraySet, val: ArraySet) -> list[dict]:
+def _train_head_on_features(cfg: TrainConfig, model, train: ArraySet, val: ArraySet,
+                            weights: np.ndarray | None = None) -> list[dict]:
     import keras
 
     t0 = time.time()
     print(f"[stage 1] caching frozen-base features of {len(train.x)} train (+flipped) and {len(val.x)} val crops")
     ftr = np.concatenate([cached_features(model, train.x, False, "train"), cached_features(model, train.x, True, "train")])
     ytr = np.concatenate([train.y, train.y])
+    # Balance as loss weights (mean 1, so the learning rate keeps its meaning).
+    sw = None if weights is None else np.concatenate([weights, weights]) * len(ytr) / 2
     fva = cached_features(model, val.x, False, "val")
     print(f"[stage 1] features ready in {time.time() - t0:.0f}s; fitting head for {cfg.head_epochs} epochs")
     keras.utils.set_random_seed(cfg.seed)
     head = build_head(cfg.model, feature_dim=ftr.shape[1])
     _compile(head, cfg.head_lr, label_smoothing=cfg.label_smoothing)
     hist = head.fit(
-        ftr, _onehot(ytr), batch_size=cfg.head_batch, epochs=cfg.head_epochs,
+        ftr, _onehot(ytr), sample_weight=sw, batch_size=cfg.head_batch, epochs=cfg.head_epochs,
         validation_data=(fva, _onehot(val.y)), shuffle=True, verbose=_verbose(),
     )
     head_of(model).set_weights(head.get_weights())
@@ -238,15 +249,21 @@ def _train_head_on_features(cfg: TrainConfig, model, train: ArraySet, val: Array
     ]
 
 
-def _run_epochs(cfg, model, stage, epochs, start, batch, train, val, state, callbacks=()):
-    """Epoch loop shared by live-image stages: fit one epoch, checkpoint, commit state."""
+def _run_epochs(cfg, model, stage, epochs, start, batch, train, val, state, callbacks=(), weights=None):
+    """Epoch loop shared by live-image stages: fit one epoch, checkpoint, commit state.
+
+    A fine-tune epoch with ``cfg.finetune_samples`` is a weighted draw (``weights``) of that
+    many images; the draw derives from the epoch seed, so a resumed run repeats it exactly.
+    """
     import keras
 
     val_ds = make_dataset(val.x, val.y, 64, None)
     for epoch in range(start, epochs):
         seed = _epoch_seed(cfg, stage, epoch)
         keras.utils.set_random_seed(seed)
-        ds = make_dataset(train.x, train.y, batch, seed, cfg.augment)
+        samples = cfg.finetune_samples if stage == "finetune" else 0
+        order = epoch_order(len(train.x), seed, samples, weights)
+        ds = make_dataset(train.x, train.y, batch, seed, cfg.augment, order=order)
         t0 = time.time()
         print(f"[{stage}] epoch {epoch + 1}/{epochs}")
         h = model.fit(ds, validation_data=val_ds, epochs=1, verbose=_verbose(), callbacks=list(callbacks)).history
@@ -312,8 +329,14 @@ def _strategy(cfg: TrainConfig):
 
 
 def train_model(cfg: TrainConfig, train: ArraySet, val: ArraySet, run_dir: str | Path,
-                weights: str | None = "imagenet", resume: bool = False, callbacks=(), meta: dict | None = None):
+                weights: str | None = "imagenet", resume: bool = False, callbacks=(), meta: dict | None = None,
+                sources=None, init: str | Path | None = None):
     """Run (or resume) both stages in ``run_dir``; returns the trained Keras model.
+
+    ``sources`` (one name per training image) lets ``cfg.balance == "label_source"`` weigh
+    sources equally within a class. ``init`` (a ``.keras`` model of the same architecture, e.g.
+    the released paper model) starts the run from its weights and skips the head stage: a
+    warm start that extends a trained model to new data at the cost of a few fine-tune epochs.
 
     Writes ``config.json``, ``state.json``, ``history.csv`` and, at the end, ``model.keras``
     (inference model without optimizer state). ``resume=False`` on a folder that already
@@ -334,10 +357,13 @@ def train_model(cfg: TrainConfig, train: ArraySet, val: ArraySet, run_dir: str |
         saved = json.loads(cfg_path.read_text())["train"]
         if saved != json.loads(json.dumps(cfg.to_dict())):
             raise ValueError(f"{cfg_path}: the run was started with another config; resume with the same one")
+    draw = sample_weights(train.y, sources, cfg.balance) if cfg.balance != "none" else None
     strategy = _strategy(cfg)
     blob = {"train": cfg.to_dict(), "weights": str(weights), "preset": cfg.preset,
             "strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
             "backend": keras.backend.backend(), "devices": _devices(), **(meta or {})}
+    if init is not None:
+        blob["init"] = {"path": str(init), "sha256": hashlib.sha256(Path(init).read_bytes()).hexdigest()}
     _atomic_write_text(cfg_path, json.dumps(blob, indent=1))
     print(f"strategy {blob['strategy']} with {blob['replicas']} replica(s)")
     with strategy.scope():
@@ -347,11 +373,17 @@ def train_model(cfg: TrainConfig, train: ArraySet, val: ArraySet, run_dir: str |
         else:
             keras.utils.set_random_seed(cfg.seed)
             model = build_model(cfg.model, weights)
+            if init is not None:
+                model.set_weights(keras.saving.load_model(init, compile=False).get_weights())
+                ckpt = "checkpoint-init.keras"
+                _save_model_atomic(model, run_dir / ckpt)
+                state.commit("head", cfg.head_epochs, ckpt, [], 0.0)  # the head stage counts as done
+                print(f"warm start from {init}: head stage skipped")
 
         if state.stage == "start" and cfg.head_on_cached_features:
             t0 = time.time()
             set_base_trainable(model, False)
-            rows = _train_head_on_features(cfg, model, train, val)
+            rows = _train_head_on_features(cfg, model, train, val, draw)
             ckpt = "checkpoint-head.keras"
             _compile(model, cfg.head_lr, label_smoothing=cfg.label_smoothing)
             _save_model_atomic(model, run_dir / ckpt)
@@ -360,14 +392,15 @@ def train_model(cfg: TrainConfig, train: ArraySet, val: ArraySet, run_dir: str |
             if state.stage == "start":
                 set_base_trainable(model, False)
                 _compile(model, cfg.head_lr, label_smoothing=cfg.label_smoothing)
-            _run_epochs(cfg, model, "head", cfg.head_epochs, state.epoch, cfg.head_batch, train, val, state, callbacks)
+            _run_epochs(cfg, model, "head", cfg.head_epochs, state.epoch, cfg.head_batch, train, val, state, callbacks,
+                        draw)
 
         if state.stage == "head" or (state.stage == "finetune" and state.epoch < cfg.finetune_epochs):
             if state.stage == "head":
                 set_base_trainable(model, True, cfg.finetune_from)
                 if cfg.freeze_head_batchnorm:
                     freeze_batchnorm(model, head=True)
-                per_epoch = -(-len(train.x) // cfg.finetune_batch)
+                per_epoch = -(-(cfg.finetune_samples or len(train.x)) // cfg.finetune_batch)
                 steps = cfg.finetune_epochs * per_epoch
                 _compile(model, cfg.finetune_lr, steps if cfg.cosine_decay else None,
                          warmup=int(cfg.warmup_epochs * per_epoch), label_smoothing=cfg.label_smoothing)
@@ -376,7 +409,8 @@ def train_model(cfg: TrainConfig, train: ArraySet, val: ArraySet, run_dir: str |
                 start = state.epoch
             trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
             print(f"[finetune] {trainable:,} trainable parameters, BatchNorm frozen")
-            _run_epochs(cfg, model, "finetune", cfg.finetune_epochs, start, cfg.finetune_batch, train, val, state, callbacks)
+            _run_epochs(cfg, model, "finetune", cfg.finetune_epochs, start, cfg.finetune_batch, train, val, state,
+                        callbacks, draw)
 
     final = build_model(cfg.model, weights=None)
     final.set_weights(model.get_weights())

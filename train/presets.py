@@ -25,6 +25,15 @@ class AugmentConfig:
     zoom: float = 0.10
     brightness: float = 0.10  # fraction of the 0..255 range
     contrast: float = 0.10
+    # Scanner/sequence variation (train.augment.ScannerAugment); 0 = off.
+    gamma: float = 0.0  # log-gamma half-range of a random windowing curve
+    bias_field: float = 0.0  # half-range of a smooth multiplicative log-field
+    noise: float = 0.0  # largest Gaussian noise std, 0..255 units
+    lowres: float = 0.0  # probability of a halve-and-upsample resolution loss
+
+    @property
+    def scanner(self) -> bool:
+        return bool(self.gamma or self.bias_field or self.noise or self.lowres)
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,12 @@ class TrainConfig:
     # full-size steps; 0.1 did not remove the val dip at the start of fine-tuning and gave the
     # same test accuracy (reports/train/cpu-ls-paper), so it is off by default.
     label_smoothing: float = 0.0
+    # Several sources: a fine-tune epoch is a weighted draw of this many training images
+    # (0 = every image once, shuffled), and ``balance`` sets the weights (train.sampling):
+    # "none", "label" (classes equal) or "label_source" (classes equal, sources equal within a
+    # class). The head stage applies the same balance as per-sample loss weights.
+    finetune_samples: int = 0
+    balance: str = "none"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     distribute: str = "default"  # or "mirrored" (tf.distribute.MirroredStrategy)
 
@@ -93,6 +108,30 @@ PRESETS: dict[str, TrainConfig] = {
         finetune_epochs=20,
         finetune_lr=1e-4,
         warmup_epochs=1.0,
+    ),
+    # Several sources (BR35H + Nickparvar): the cpu recipe with a class-balanced fixed-size
+    # epoch, so ~6000 lopsided training images cost what BR35H's 2160 did, and with scanner
+    # augmentation (gamma, bias field, noise, resolution) aimed at what differs between sites.
+    "multi": TrainConfig(
+        preset="multi",
+        head_epochs=8,
+        finetune_epochs=8,
+        finetune_lr=1e-4,
+        warmup_epochs=0.5,
+        finetune_samples=3000,
+        balance="label_source",
+        augment=AugmentConfig(gamma=0.3, bias_field=0.3, noise=8.0, lowres=0.25),
+    ),
+    # Warm start (``--init`` a trained paper model): extend it to several sources with a short
+    # balanced fine-tune instead of training from ImageNet; a quarter of "multi"'s fine-tune.
+    "multi-ft": TrainConfig(
+        preset="multi-ft",
+        finetune_epochs=4,
+        finetune_lr=5e-5,
+        warmup_epochs=0.25,
+        finetune_samples=2400,
+        balance="label_source",
+        augment=AugmentConfig(gamma=0.3, bias_field=0.3, noise=8.0, lowres=0.25),
     ),
     # Seconds-long smoke recipe for tests and CI.
     "smoke": TrainConfig(
