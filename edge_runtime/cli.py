@@ -1,4 +1,4 @@
-"""``br35h-edge`` / ``python -m edge_runtime``: predict, bench, watch.
+"""``br35h-edge`` / ``python -m edge_runtime``: predict, bench, watch, evaluate.
 
 Exit status: 0 all images classified, 1 at least one input failed (its record says why),
 2 the model or the arguments are unusable (nothing was classified).
@@ -14,6 +14,7 @@ import sys
 from .bench import BenchConfig, bench
 from .classifier import Classifier
 from .default_model import ModelNotFoundError
+from . import evaluate as evaluate_cmd
 from .inputs import expand
 from .interpreter import DEFAULT_THREADS, ModelError, find_backend
 from .records import FORMATS, classify_record, write_records
@@ -50,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--interval", type=float, default=1.0, help="poll interval in seconds")
     w.add_argument("--recursive", action="store_true")
     w.add_argument("--once", action="store_true", help="one pass over what is there now, then exit")
+
+    evaluate_cmd.add_parser(sub, common)
     return parser
 
 
@@ -106,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         clf = _classifier(args)
-        return {"predict": _predict, "bench": _bench, "watch": _watch}[args.command](args, clf)
+        return {"predict": _predict, "bench": _bench, "watch": _watch,
+                "evaluate": evaluate_cmd.command}[args.command](args, clf)
     except (ModelError, ModelNotFoundError, ImportError, NotADirectoryError, ValueError) as exc:
         print(f"br35h-edge: error: {exc}", file=sys.stderr)
         return 2
