@@ -1,0 +1,113 @@
+"""``python -m convert.external``: twin exclusion on a real BR35H slice, the report, the runners."""
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from convert import twins
+from convert.external import items_from_manifest, main, open_predictor
+from edge_runtime.image_io import load_rgb
+from train.data.dedup import DedupConfig, fingerprint
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = REPO / "tests" / "assets" / "tiny_int8.tflite"
+REFERENCE_ROWS = [("yes/y0.jpg", "yes"), ("yes/y1.jpg", "yes"), ("no/no0.jpg", "no"), ("no/no1.jpg", "no")]
+OTHERS = {"glioma/y700.jpg": "yes/y700.jpg", "notumor/no700.jpg": "no/no700.jpg", "notumor/no900.jpg": "no/no900.jpg"}
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def slice_(br35h_root, tmp_path, monkeypatch):
+    """A 4-row reference manifest of BR35H images and an external tree holding a resized,
+    mirrored, re-encoded copy of one of them plus three BR35H images the manifest lacks."""
+    monkeypatch.setenv("BR35H_CACHE", str(tmp_path / "cache"))
+    manifest = tmp_path / "ref.csv"
+    lines = ["path,sha256,label,group,split"]
+    lines += [f"{p},{sha(br35h_root / p)},{lab},{i},train" for i, (p, lab) in enumerate(REFERENCE_ROWS)]
+    manifest.write_text("\n".join(lines) + "\n")
+    ext = tmp_path / "external"
+    for rel, src in OTHERS.items():
+        (ext / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(br35h_root / src, ext / rel)
+    img = Image.open(br35h_root / "yes" / "y0.jpg").convert("RGB")
+    img = img.resize((int(img.width * 0.6), int(img.height * 0.6)), Image.Resampling.BILINEAR)
+    img.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(ext / "glioma" / "copy_of_y0.jpg", quality=70)
+    return br35h_root, manifest, ext
+
+
+def test_resized_mirrored_copy_is_a_twin_and_the_others_are_not(slice_):
+    root, manifest, ext = slice_
+    ref = twins.reference_fingerprints(manifest, root)
+    again = twins.reference_fingerprints(manifest, root)  # from the cache this time
+    assert np.array_equal(np.stack([f.thumbs for f in ref.fps]), np.stack([f.thumbs for f in again.fps]))
+    queries = sorted(ext.rglob("*.jpg"))
+    fps = [fingerprint(load_rgb(p)) for p in queries]
+    got = {p.name: m for p, m in zip(queries, twins.match(fps, [sha(p) for p in queries], ref))}
+    assert got["copy_of_y0.jpg"].twin and got["copy_of_y0.jpg"].of == "ref.csv:yes/y0.jpg"
+    assert got["copy_of_y0.jpg"].ncc >= DedupConfig().min_ncc
+    assert [n for n, m in got.items() if m.twin] == ["copy_of_y0.jpg"]
+    # a byte-identical copy is a twin whatever its pixels correlate to
+    exact = twins.match(fps[:1], [ref.sha256[2]], ref)[0]
+    assert exact.twin and exact.view == "sha256" and exact.of == "ref.csv:no/no0.jpg"
+
+
+def test_cli_excludes_counts_and_reports(slice_, tmp_path, capsys):
+    root, manifest, ext = slice_
+    (ext / "notumor" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    out = tmp_path / "out"
+    rc = main(["--model", str(TINY), "--data", str(ext), "--exclude-twins-of", str(manifest),
+               "--exclude-root", str(root), "--out", str(out), "--threads", "1"])
+    stdout, _ = capsys.readouterr()
+    assert rc == 1  # one file failed; everything else was still scored and written
+    r = json.loads((out / "report.json").read_text())
+    assert r["per_class"] == {
+        "glioma": {"label": "yes", "found": 2, "failed": 0, "twins_excluded": 1, "evaluated": 1},
+        "notumor": {"label": "no", "found": 3, "failed": 1, "twins_excluded": 0, "evaluated": 2},
+    }
+    assert r["failures"][0]["path"] == "notumor/broken.jpg"
+    assert r["artifact"]["sha256"] == sha(TINY) and r["artifact"]["runtime"] == "ai-edge-litert"
+    assert r["metrics"]["n"] == 3 and r["metrics_excluded_twins"]["n"] == 1
+    assert r["machine"]["cpu"] and isinstance(r["machine"]["vector_features"], list)
+    rows = {row["path"]: row for row in csv.DictReader((out / "predictions.csv").open())}
+    assert rows["glioma/copy_of_y0.jpg"]["twin"] == "1" and rows["notumor/broken.jpg"]["error"]
+    # the desktop path (OpenCV crop, convert runner) gives the device's scores on the same files
+    from edge_runtime import Classifier
+
+    clf = Classifier(TINY, num_threads=1)
+    for rel in ("glioma/y700.jpg", "notumor/no700.jpg", "notumor/no900.jpg"):
+        assert float(rows[rel]["p_tumour"]) == pytest.approx(clf.classify(ext / rel).score, abs=1e-5)
+    md = (out / "report.md").read_text()
+    assert md in stdout + "\n" and "| glioma | yes | 2 | 0 | 1 | 1 |" in md and sha(TINY) in md
+
+
+def test_manifest_mode_and_its_errors(slice_, tmp_path, capsys):
+    root, manifest, _ = slice_
+    items, shas = items_from_manifest(manifest, root)
+    assert [(i.label, i.original_class) for i in items] == [("yes", "yes")] * 2 + [("no", "no")] * 2
+    assert shas[items[0].path] == sha(root / "yes" / "y0.jpg")
+    out = tmp_path / "m"
+    assert main(["--model", str(TINY), "--manifest", str(manifest), "--data", str(root), "--split", "train",
+                 "--out", str(out)]) == 0
+    r = json.loads((out / "report.json").read_text())
+    assert r["metrics"]["n"] == 4 and r["exclude_twins_of"] == [] and r["data"]["split"] == "train"
+    assert main(["--model", str(TINY), "--manifest", str(manifest), "--data", str(root), "--split", "test",
+                 "--out", str(out)]) == 2
+    assert "no rows in split 'test'" in capsys.readouterr().err
+    # a row whose file changed is a failure naming it, the other rows are still scored
+    bad = tmp_path / "bad.csv"
+    bad.write_text(manifest.read_text().replace(sha(root / "no" / "no1.jpg"), "0" * 64))
+    assert main(["--model", str(TINY), "--manifest", str(bad), "--data", str(root), "--out", str(out)]) == 1
+    r = json.loads((out / "report.json").read_text())
+    assert r["failures"][0]["path"] == "no/no1.jpg" and "differs from the manifest" in r["failures"][0]["reason"]
+    assert r["metrics"]["n"] == 3
+    with pytest.raises(ValueError, match="unknown artifact type"):
+        open_predictor(manifest)
