@@ -111,3 +111,34 @@ def test_manifest_mode_and_its_errors(slice_, tmp_path, capsys):
     assert r["metrics"]["n"] == 3
     with pytest.raises(ValueError, match="unknown artifact type"):
         open_predictor(manifest)
+
+
+def test_shipped_onnx_and_fp16_agree_on_a_real_slice(slice_, tmp_path):
+    root, _, ext = slice_
+    scores = {}
+    for name in ("br35h-mobilenetv2.onnx", "br35h-mobilenetv2-fp16.tflite"):
+        out = tmp_path / name
+        assert main(["--model", str(REPO / "models" / name), "--data", str(ext), "--out", str(out), "--threads", "1"]) == 0
+        r = json.loads((out / "report.json").read_text())
+        assert r["artifact"]["runtime"] == ("onnxruntime" if name.endswith(".onnx") else "ai-edge-litert")
+        scores[name] = {row["path"]: float(row["p_tumour"]) for row in csv.DictReader((out / "predictions.csv").open())}
+    a, b = scores.values()
+    assert a.keys() == b.keys() and len(a) == 4
+    assert max(abs(a[k] - b[k]) for k in a) < 0.02  # same network, fp32 vs fp16 weights
+
+
+@pytest.mark.slow
+def test_keras_artifact_goes_through_the_keras_runner(tmp_path):
+    import keras
+
+    inputs = keras.Input((224, 224, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+    path = tmp_path / "m.keras"
+    model.save(path)
+    predict, runtime = open_predictor(path)
+    batch = np.random.default_rng(0).integers(0, 256, (3, 224, 224, 3)).astype(np.uint8)
+    probs = predict(batch)
+    assert runtime.startswith("keras") and probs.shape == (3, 2)
+    assert np.allclose(probs, model.predict(batch.astype(np.float32), verbose=0), atol=1e-6)
