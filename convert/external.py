@@ -55,13 +55,16 @@ VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_v
 class ExternalConfig:
     """``threshold``/``histogram_bins``: see :class:`edge_runtime.evaluate.EvaluationConfig`;
     ``batch_size``: images decoded, cropped and predicted at once (memory stays at one batch);
-    ``num_threads``: runtime threads (None = the runtime's default)."""
+    ``num_threads``: runtime threads (None = the runtime's default); ``borderline``: images whose
+    best twin correlation is within this of the threshold are counted and the metrics are given
+    once more without them, so a reader sees how much the result hangs on the twin threshold."""
 
     evaluation: EvaluationConfig = EvaluationConfig()
     dedup: DedupConfig = DedupConfig()
     crop: CropConfig = CropConfig()
     batch_size: int = 32
     num_threads: int | None = None
+    borderline: float = 0.03
 
 
 @dataclass
@@ -231,6 +234,12 @@ def build_report(results: list[ImageResult], *, artifact: Path, runtime: str, so
                  unlabelled_skipped: int, command: str, cfg: ExternalConfig, seconds: float) -> dict:
     independent = [r for r in results if not r.error and not r.twin]
     twin_rows = [r for r in results if not r.error and r.twin]
+    cut = cfg.dedup.min_ncc - cfg.borderline
+    clear = [r for r in independent if not r.twin_ncc >= cut]  # nan (no reference) counts as clear
+    border_counts: dict[str, int] = {}
+    for r in independent:
+        if r.twin_ncc >= cut:
+            border_counts[r.item.original_class] = border_counts.get(r.item.original_class, 0) + 1
     return {
         "command": command,
         "artifact": {"path": str(artifact), "sha256": sha256_file(artifact), "bytes": artifact.stat().st_size,
@@ -250,6 +259,9 @@ def build_report(results: list[ImageResult], *, artifact: Path, runtime: str, so
         "seconds": round(seconds, 1),
         "metrics": summarise(_scored(independent), cfg.evaluation) if independent else None,
         "metrics_excluded_twins": summarise(_scored(twin_rows), cfg.evaluation) if twin_rows else None,
+        "borderline": {"ncc_from": cut, "ncc_below": cfg.dedup.min_ncc, "per_class": border_counts,
+                       "metrics_without": summarise(_scored(clear), cfg.evaluation)
+                       if exclude and clear and border_counts else None},
     }
 
 
@@ -284,6 +296,14 @@ def markdown_report(r: dict) -> str:
     lines += ["## Independent images (the external result)", ""]
     lines += markdown_summary(r["metrics"]) if r["metrics"] else ["No independent image was scored."]
     lines += ["", f"No brain found (whole image classified): {r['no_brain_found']} of the independent images."]
+    b = r["borderline"]
+    if b["metrics_without"]:
+        w = b["metrics_without"]
+        counts = ", ".join(f"{k} {v}" for k, v in b["per_class"].items())
+        lines += ["", f"Borderline: {sum(b['per_class'].values())} independent images have a best twin correlation in "
+                  f"[{b['ncc_from']:.2f}, {b['ncc_below']:.2f}) ({counts}). Without them too: "
+                  f"sensitivity {_short(w['sensitivity'])}, specificity {_short(w['specificity'])}, "
+                  f"balanced accuracy {_short(w['balanced_accuracy'])}, ROC-AUC {_short(w['roc_auc'])}."]
     t = r["metrics_excluded_twins"]
     if t:
         lines += ["", "## Excluded near-twins (seen by the model; for contrast only)", "",

@@ -76,6 +76,9 @@ def test_cli_excludes_counts_and_reports(slice_, tmp_path, capsys):
     assert r["failures"][0]["path"] == "notumor/broken.jpg"
     assert r["artifact"]["sha256"] == sha(TINY) and r["artifact"]["runtime"] == "ai-edge-litert"
     assert r["metrics"]["n"] == 3 and r["metrics_excluded_twins"]["n"] == 1
+    border = [row for row in csv.DictReader((out / "predictions.csv").open())
+              if row["twin"] == "0" and row["twin_ncc"] and float(row["twin_ncc"]) >= r["borderline"]["ncc_from"]]
+    assert sum(r["borderline"]["per_class"].values()) == len(border)
     assert r["machine"]["cpu"] and isinstance(r["machine"]["vector_features"], list)
     rows = {row["path"]: row for row in csv.DictReader((out / "predictions.csv").open())}
     assert rows["glioma/copy_of_y0.jpg"]["twin"] == "1" and rows["notumor/broken.jpg"]["error"]
