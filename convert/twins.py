@@ -24,7 +24,7 @@ import numpy as np
 
 from edge_runtime.config import CropConfig
 from edge_runtime.image_io import ImageDecodeError, load_rgb
-from train.data.dedup import DedupConfig, Fingerprint, best_matches, fingerprint
+from train.data.dedup import DedupConfig, Fingerprint, best_matches, fingerprint, stack_thumbs
 from train.data.manifest import manifest_digest, read_manifest
 
 #: Bump when fingerprinting changes in a way the configs do not capture.
@@ -33,11 +33,20 @@ CODE_VERSION = "fp-1"
 
 @dataclass(frozen=True)
 class Reference:
-    """Fingerprints of the rows of one or more manifests (``labels`` ``"manifest:path"``)."""
+    """Fingerprints of the rows of one or more manifests, named ``"manifest:path"``; ``thumbs``
+    is their stacked thumbnails, built once (each query batch is matched against it)."""
 
     names: list[str]
     sha256: list[str]
     fps: list[Fingerprint]
+
+    @property
+    def thumbs(self) -> np.ndarray:
+        cached = self.__dict__.get("_thumbs")
+        if cached is None:
+            cached = stack_thumbs(self.fps)
+            object.__setattr__(self, "_thumbs", cached)
+        return cached
 
 
 @dataclass(frozen=True)
@@ -96,7 +105,7 @@ def merge(refs: Sequence[Reference]) -> Reference:
 def match(query: Sequence[Fingerprint], query_sha256: Sequence[str], ref: Reference,
           cfg: DedupConfig = DedupConfig()) -> list[TwinMatch]:
     """One :class:`TwinMatch` per query image."""
-    ncc, idx, view = best_matches(query, ref.fps, cfg)
+    ncc, idx, view = best_matches(query, ref.thumbs, cfg)
     by_sha = {s: n for n, s in zip(ref.names, ref.sha256)}
     out = []
     for i, sha in enumerate(query_sha256):

@@ -166,9 +166,19 @@ def confirm(pairs: np.ndarray, a: np.ndarray, b: np.ndarray, min_ncc: float) -> 
     return pairs[ncc >= min_ncc]
 
 
-def best_matches(query: Sequence[Fingerprint], reference: Sequence[Fingerprint], cfg: DedupConfig = DedupConfig(),
-                 block: int = 1024) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def stack_thumbs(fps: Sequence[Fingerprint] | np.ndarray) -> np.ndarray:
+    """``(N, 4, thumb_size**2)`` thumbnails of ``fps`` (an array is returned as it is)."""
+    if isinstance(fps, np.ndarray):
+        return fps
+    return np.stack([f.thumbs for f in fps]) if len(fps) else np.zeros((0, len(VIEWS), 0), np.float32)
+
+
+def best_matches(query: Sequence[Fingerprint] | np.ndarray, reference: Sequence[Fingerprint] | np.ndarray,
+                 cfg: DedupConfig = DedupConfig(), block: int = 1024) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """For each query image, its best NCC over every reference image and the views of ``cfg``.
+
+    Either side may be fingerprints or their :func:`stack_thumbs` (stack a large reference set
+    once when matching many small query batches against it).
 
     Returns ``(ncc, index, view)``: ``(Q,)`` float32 best correlation, ``(Q,)`` index of the
     reference image reaching it (-1 when ``reference`` is empty), and the view's name. A query
@@ -182,8 +192,7 @@ def best_matches(query: Sequence[Fingerprint], reference: Sequence[Fingerprint],
     view = np.full(nq, -1, np.int64)
     if nq == 0 or len(reference) == 0:
         return best, index, [""] * nq
-    q_thumbs = np.stack([f.thumbs for f in query])
-    r_thumbs = np.stack([f.thumbs for f in reference])
+    q_thumbs, r_thumbs = stack_thumbs(query), stack_thumbs(reference)
     views = cfg.views()
     for v, (_, vi, vj) in enumerate(views):
         r = r_thumbs[:, vj]
