@@ -41,7 +41,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from edge_runtime.config import TUMOUR_INDEX, CropConfig
-from edge_runtime.evaluate import EvaluationConfig, ScoredImage, markdown_summary, summarise
+from edge_runtime.evaluate import EvaluationConfig, ScoredImage, class_key, markdown_summary, summarise
 from edge_runtime.image_io import ImageDecodeError, load_rgb
 from edge_runtime.labels import LabelledPath, label_from_parts, label_tree
 from edge_runtime.machine import describe, machine_info, package_versions
@@ -227,7 +227,7 @@ def exclusion_table(results: Sequence[ImageResult]) -> dict[str, dict]:
             d["twins_excluded"] += 1
         else:
             d["evaluated"] += 1
-    return out
+    return {k: out[k] for k in sorted(out, key=class_key)}
 
 
 def build_report(results: list[ImageResult], *, artifact: Path, runtime: str, source: dict, exclude: list[str],

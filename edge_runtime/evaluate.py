@@ -50,7 +50,8 @@ class EvaluationConfig:
     histogram_bins: int = 10
 
 
-def _class_key(name: str) -> tuple[int, str]:
+def class_key(name: str) -> tuple[int, str]:
+    """Sort key: tumour classes first (``CLASS_ORDER``), then normals, then other names."""
     return (CLASS_ORDER.index(name), name) if name in CLASS_ORDER else (len(CLASS_ORDER), name)
 
 
@@ -67,7 +68,7 @@ def summarise(images: Sequence[ScoredImage], cfg: EvaluationConfig = EvaluationC
     tn, fp = int((~pred & ~y).sum()), int((pred & ~y).sum())
     sens, spec = proportion(tp, tp + fn), proportion(tn, tn + fp)
     per_original = {}
-    for cls in sorted({im.original_class for im in images}, key=_class_key):
+    for cls in sorted({im.original_class for im in images}, key=class_key):
         idx = [i for i, im in enumerate(images) if im.original_class == cls]
         label = images[idx[0]].label
         hits = int((pred[idx] == (label == "yes")).sum())
