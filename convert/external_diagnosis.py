@@ -20,7 +20,9 @@ model actually sees (the training crop) and of what the crop throws away:
 For each feature the report gives group medians and, as a scale-free separation measure, the
 ROC-AUC of the feature alone between two groups (0.5 = no separation; 1 or 0 = perfect): BR35H
 normals vs independent normals, and false positives vs true negatives among the independent
-normals. Grad-CAM montages of false positives need the Keras model (``--keras``); without one the
+normals, and BR35H normals vs BR35H tumours: a feature that separates the training classes *and*
+the external false positives from the true negatives, in the same direction, is a shortcut the
+model may have learnt. Grad-CAM montages of false positives need the Keras model (``--keras``); without one the
 report says they were not made.
 """
 
@@ -114,8 +116,10 @@ def load_groups(predictions: Path, external_root: Path, br35h_root: Path, manife
 
     rng = np.random.default_rng(cfg.seed)
     rows = list(csv.DictReader(predictions.open()))
+    br35h = read_manifest(manifest)
     groups: dict[str, list[tuple[Path, float | None]]] = {
-        "BR35H normals": [(br35h_root / r.path, None) for r in read_manifest(manifest) if r.label == "no"],
+        "BR35H normals": [(br35h_root / r.path, None) for r in br35h if r.label == "no"],
+        "BR35H tumours": [(br35h_root / r.path, None) for r in br35h if r.label == "yes"],
     }
     ok = [r for r in rows if not r["error"]]
     indep_no = [r for r in ok if r["label"] == "no" and r["twin"] == "0"]
@@ -178,6 +182,7 @@ def run(predictions: Path, external_root: Path, br35h_root: Path, manifest: Path
               for name, fs in feats.items()}
     col = lambda name, k: np.array([f[k] for f in feats[name]], float)  # noqa: E731
     comparisons = {
+        "BR35H normals -> BR35H tumours (what training could use)": ("BR35H normals", "BR35H tumours"),
         "BR35H normals -> external normals (all independent)": ("BR35H normals", None),
         "external true negatives -> false positives": ("external normals, true negative", "external normals, false positive"),
         "BR35H normals -> external false positives": ("BR35H normals", "external normals, false positive"),
@@ -193,6 +198,7 @@ def run(predictions: Path, external_root: Path, br35h_root: Path, manifest: Path
     fp = sorted(zip(feats["external normals, false positive"], crops["external normals, false positive"]),
                 key=lambda t: -t[0]["score"])
     rows = [("BR35H normals (seed sample)", crops["BR35H normals"][: cfg.montage_per_row]),
+            ("BR35H tumours (seed sample)", crops["BR35H tumours"][: cfg.montage_per_row]),
             ("external normals: true negatives", crops["external normals, true negative"][: cfg.montage_per_row]),
             ("external normals: false positives (most confident)", [g for _, g in fp[: cfg.montage_per_row]]),
             ("external normals that are BR35H twins", crops["external normals, BR35H twins"][: cfg.montage_per_row])]
@@ -263,7 +269,7 @@ def markdown(r: dict) -> str:
         n = max(1, sum(d.values()))
         lines.append(f"| {g} | " + " | ".join(f"{d[p]} ({100 * d[p] / n:.0f} %)" for p in ("axial?", "axial/coronal?", "sagittal?")) + " |")
     lines += ["", "## Examples", "", "![montage](diagnosis_montage.png)", "",
-              "Rows: BR35H normals, external true negatives, the most confident external false positives, "
+              "Rows: BR35H normals, BR35H tumours, external true negatives, the most confident external false positives, "
               "external normals that are BR35H twins (model inputs, grey).", "",
               f"Grad-CAM: {r['gradcam']}.", "",
               "Most confident false positives:", "", "| image | P(tumour) | symmetry | plane? |", "|---|---|---|---|"]
