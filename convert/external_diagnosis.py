@@ -13,9 +13,11 @@ model actually sees (the training crop) and of what the crop throws away:
   near-black (< 10) and bright (> 200) pixels (a T2/FLAIR proxy: bright CSF), colour tint;
 * canvas: background level (mean grey outside the crop box), border (share of the image outside
   the box), the box's aspect ratio, the image's own size and aspect before any resize;
-* left-right symmetry: NCC of the 64x64 crop with its mirror. Axial and coronal slices of a
-  healthy brain are nearly symmetric, sagittal slices are not: with the crop's aspect this gives
-  a rough plane estimate (``plane_guess``), a heuristic, not a label.
+* left-right symmetry: NCC of the 64x64 crop with its mirror (a tumour lowers it too), and the
+  symmetry of the head's *outline* (the crop's brain mask, each row filled between its extreme
+  pixels, IoU with its mirror), which a tumour inside barely changes: axial and coronal heads are
+  symmetric ovals, a sagittal head (face, neck, occiput) is not. ``plane_guess`` thresholds it:
+  a rough plane estimate, a heuristic, not a label.
 
 For each feature the report gives group medians and, as a scale-free separation measure, the
 ROC-AUC of the feature alone between two groups (0.5 = no separation; 1 or 0 = perfect): BR35H
@@ -44,7 +46,7 @@ from edge_runtime.machine import describe
 from edge_runtime.metrics import roc_auc
 
 FEATURES = ("crop_mean", "crop_std", "crop_p5", "crop_p50", "crop_p95", "crop_dark", "crop_bright", "tint",
-            "background", "border", "box_aspect", "image_aspect", "image_side", "symmetry")
+            "background", "border", "box_aspect", "image_aspect", "image_side", "symmetry", "outline_symmetry")
 DESCRIPTIONS = {
     "crop_mean": "mean grey level of the 224x224 crop", "crop_std": "std of the crop's grey levels",
     "crop_p5": "5th percentile of the crop", "crop_p50": "median of the crop", "crop_p95": "95th percentile of the crop",
@@ -54,6 +56,7 @@ DESCRIPTIONS = {
     "border": "share of the image outside the crop box", "box_aspect": "crop box width / height",
     "image_aspect": "image width / height (before any resize)", "image_side": "sqrt(width * height) in px",
     "symmetry": "NCC of the 64x64 crop with its left-right mirror",
+    "outline_symmetry": "IoU of the head's filled outline with its mirror (plane proxy)",
 }
 
 
@@ -61,21 +64,24 @@ DESCRIPTIONS = {
 class DiagnosisConfig:
     """``per_group``: most images per group (a seeded sample; BR35H normals are all 1500 by
     default); ``seed``: the sample's seed; ``montage_per_row``: thumbnails per row in the figure;
-    ``symmetric``: symmetry at or above which a slice counts as axial/coronal in ``plane_guess``."""
+    ``symmetric_outline``: outline symmetry at or above which ``plane_guess`` says axial/coronal
+    (0.85: about the 1st percentile of BR35H normals, which are axial by eye)."""
 
     per_group: int = 1500
     seed: int = 0
     montage_per_row: int = 8
     thumb: int = 64
-    symmetric: float = 0.6
+    symmetric_outline: float = 0.85
 
 
 def image_features(path: str | Path, crop: CropConfig = CropConfig()) -> tuple[dict, np.ndarray]:
     """``(features, 224x224 grey crop)`` of one image, through the training crop."""
-    from train.data.crop_cv import crop_image
+    from edge_runtime.image_io import crop_and_resize
+    from train.data.crop_cv import brain_mask, find_box
 
     rgb = load_rgb(path, crop.max_pixels)
-    x, box = crop_image(rgb, crop)
+    box = find_box(rgb, crop)
+    x = crop_and_resize(rgb, box, crop.size, crop.resample)
     grey = rgb.astype(np.float32).mean(axis=2)
     g = x.astype(np.float32).mean(axis=2)
     h, w = grey.shape
@@ -97,16 +103,35 @@ def image_features(path: str | Path, crop: CropConfig = CropConfig()) -> tuple[d
         "border": float(outside.mean()), "box_aspect": box.width / max(1, box.height),
         "image_aspect": w / h, "image_side": float(np.sqrt(w * h)),
         "symmetry": float(t @ m / den) if den > 0 else float("nan"),
+        "outline_symmetry": outline_symmetry(brain_mask(rgb, crop)[box.top:box.bottom, box.left:box.right] > 0),
         "no_brain_found": bool(box.fallback),
     }
     return feats, g.astype(np.uint8)
 
 
+def outline_symmetry(mask: np.ndarray, side: int = 128) -> float:
+    """IoU of the filled outline of ``mask`` (each row filled between its extreme pixels, at
+    ``side x side``) with its left-right mirror; nan for an empty mask."""
+    from PIL import Image
+
+    m = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((side, side), Image.Resampling.NEAREST)) > 0
+    fill = np.zeros_like(m)
+    for i, row in enumerate(m):
+        idx = np.flatnonzero(row)
+        if len(idx):
+            fill[i, idx[0]:idx[-1] + 1] = True
+    mir = fill[:, ::-1]
+    union = int((fill | mir).sum())
+    return int((fill & mir).sum()) / union if union else float("nan")
+
+
+PLANES = ("axial/coronal?", "sagittal/oblique?")
+
+
 def plane_guess(f: dict, cfg: DiagnosisConfig = DiagnosisConfig()) -> str:
-    """Heuristic: asymmetric -> sagittal; symmetric and taller than wide -> axial, else coronal-or-axial."""
-    if not f["symmetry"] >= cfg.symmetric:
-        return "sagittal?"
-    return "axial?" if f["box_aspect"] < 0.95 else "axial/coronal?"
+    """Heuristic from the outline: symmetric -> axial or coronal, asymmetric -> sagittal (or a
+    strongly tilted slice). It cannot tell axial from coronal."""
+    return PLANES[0] if f["outline_symmetry"] >= cfg.symmetric_outline else PLANES[1]
 
 
 def load_groups(predictions: Path, external_root: Path, br35h_root: Path, manifest: Path, cfg: DiagnosisConfig
@@ -178,7 +203,7 @@ def run(predictions: Path, external_root: Path, br35h_root: Path, manifest: Path
             crops[name].append(g)
     table = {name: {k: float(np.nanmedian([f[k] for f in fs])) if fs else None for k in FEATURES}
              for name, fs in feats.items()}
-    planes = {name: {p: sum(f["plane_guess"] == p for f in fs) for p in ("axial?", "axial/coronal?", "sagittal?")}
+    planes = {name: {p: sum(f["plane_guess"] == p for f in fs) for p in PLANES}
               for name, fs in feats.items()}
     col = lambda name, k: np.array([f[k] for f in feats[name]], float)  # noqa: E731
     comparisons = {
@@ -210,7 +235,7 @@ def run(predictions: Path, external_root: Path, br35h_root: Path, manifest: Path
     result = {"command": command, "machine": describe(), "config": cfg.__dict__,
               "groups": {k: len(v) for k, v in feats.items()}, "medians": table, "plane_guess": planes,
               "separation_auc": sep, "gradcam": gradcam_note,
-              "false_positives_top": [{"path": f["path"], "score": f["score"], "symmetry": f["symmetry"],
+              "false_positives_top": [{"path": f["path"], "score": f["score"], "outline_symmetry": f["outline_symmetry"],
                                        "plane_guess": f["plane_guess"]} for f, _ in fp[:20]]}
     (out / "diagnosis.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
     return result
@@ -263,18 +288,18 @@ def markdown(r: dict) -> str:
     for title, d in r["separation_auc"].items():
         top = sorted(((k, v) for k, v in d.items() if v == v), key=lambda kv: -abs(kv[1] - 0.5))[:4]
         lines.append(f"- {title}: " + ", ".join(f"{k} {v:.2f}" for k, v in top))
-    lines += ["", "## Rough plane estimate (heuristic: left-right symmetry of the crop and its aspect)", "",
-              "| group | axial? | axial/coronal? | sagittal? |", "|---|---|---|---|"]
+    lines += ["", f"## Rough plane estimate (outline symmetry >= {r['config']['symmetric_outline']}: axial/coronal)", "",
+              "| group | " + " | ".join(PLANES) + " |", "|---|---|---|"]
     for g, d in r["plane_guess"].items():
         n = max(1, sum(d.values()))
-        lines.append(f"| {g} | " + " | ".join(f"{d[p]} ({100 * d[p] / n:.0f} %)" for p in ("axial?", "axial/coronal?", "sagittal?")) + " |")
+        lines.append(f"| {g} | " + " | ".join(f"{d[p]} ({100 * d[p] / n:.0f} %)" for p in PLANES) + " |")
     lines += ["", "## Examples", "", "![montage](diagnosis_montage.png)", "",
               "Rows: BR35H normals, BR35H tumours, external true negatives, the most confident external false positives, "
               "external normals that are BR35H twins (model inputs, grey).", "",
               f"Grad-CAM: {r['gradcam']}.", "",
-              "Most confident false positives:", "", "| image | P(tumour) | symmetry | plane? |", "|---|---|---|---|"]
+              "Most confident false positives:", "", "| image | P(tumour) | outline symmetry | plane? |", "|---|---|---|---|"]
     for f in r["false_positives_top"][:12]:
-        lines.append(f"| `{Path(f['path']).parent.name}/{Path(f['path']).name}` | {f['score']:.3f} | {f['symmetry']:.2f} | {f['plane_guess']} |")
+        lines.append(f"| `{Path(f['path']).parent.name}/{Path(f['path']).name}` | {f['score']:.3f} | {f['outline_symmetry']:.2f} | {f['plane_guess']} |")
     return "\n".join(lines) + "\n"
 
 
