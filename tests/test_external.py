@@ -145,3 +145,26 @@ def test_keras_artifact_goes_through_the_keras_runner(tmp_path):
     probs = predict(batch)
     assert runtime.startswith("keras") and probs.shape == (3, 2)
     assert np.allclose(probs, model.predict(batch.astype(np.float32), verbose=0), atol=1e-6)
+
+
+def test_compare_counts_disagreements_by_direction(tmp_path):
+    from convert.external_compare import compare, main as compare_main
+
+    header = "path,label,class,p_tumour,predicted,twin,twin_ncc,twin_of,twin_view,no_brain_found,error\n"
+    rows_a = ["g/1.jpg,yes,glioma,0.99,yes,0,,,,0,", "g/2.jpg,yes,glioma,0.90,yes,0,,,,0,",
+              "n/1.jpg,no,notumor,0.70,yes,0,,,,0,", "n/2.jpg,no,notumor,0.01,no,1,,,,0,", "n/3.jpg,no,notumor,,,0,,,,0,bad"]
+    rows_b = ["g/1.jpg,yes,glioma,0.98,yes,0,,,,0,", "g/2.jpg,yes,glioma,0.10,no,0,,,,0,",
+              "n/1.jpg,no,notumor,0.20,no,0,,,,0,", "n/2.jpg,no,notumor,0.02,no,1,,,,0,", "n/3.jpg,no,notumor,,,0,,,,0,bad"]
+    for name, rows in (("a", rows_a), ("b", rows_b)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "predictions.csv").write_text(header + "\n".join(rows) + "\n")
+    out = tmp_path / "cmp.md"
+    assert compare_main([str(tmp_path / "a" / "predictions.csv"), str(tmp_path / "b" / "predictions.csv"), "--out", str(out)]) == 0
+    from convert.external_compare import read
+
+    got = {(r["subset"], r["class"]): r for r in compare(read(tmp_path / "a" / "predictions.csv"), read(tmp_path / "b" / "predictions.csv"))}
+    assert got[("independent", "all")]["n"] == 3 and got[("independent", "all")]["agree"] == 1
+    assert got[("independent", "glioma")]["a_yes_b_no"] == 1 and got[("independent", "notumor")]["a_yes_b_no"] == 1
+    assert got[("independent", "all")]["a_no_b_yes"] == 0 and got[("near-twins of training", "all")]["agree"] == 1
+    assert got[("independent", "glioma")]["dp_median"] == pytest.approx(0.405)
+    assert "| independent | all | 3 | 1 (33.3 %) | 2 | 0 |" in out.read_text()
