@@ -219,24 +219,33 @@ def run(predictions: Path, external_root: Path, br35h_root: Path, manifest: Path
         else:
             bv = lambda k, b=b: col(b, k)  # noqa: E731
         sep[title] = {k: separation(col(a, k), bv(k)) for k in FEATURES}
-    # the false positives in the figure: the most confident first
-    fp = sorted(zip(feats["external normals, false positive"], crops["external normals, false positive"]),
-                key=lambda t: -t[0]["score"])
-    rows = [("BR35H normals (seed sample)", crops["BR35H normals"][: cfg.montage_per_row]),
-            ("BR35H tumours (seed sample)", crops["BR35H tumours"][: cfg.montage_per_row]),
-            ("external normals: true negatives", crops["external normals, true negative"][: cfg.montage_per_row]),
-            ("external normals: false positives (most confident)", [g for _, g in fp[: cfg.montage_per_row]]),
-            ("external normals that are BR35H twins", crops["external normals, BR35H twins"][: cfg.montage_per_row])]
+    # seeded random picks: "most confident" would be arbitrary (int8 scores tie at 255/256)
+    rng = np.random.default_rng(cfg.seed + 1)
+    n = cfg.montage_per_row
+
+    def pick(name: str, k: int) -> list[int]:
+        return sorted(rng.permutation(len(feats[name]))[:k].tolist())
+
+    fp_name = "external normals, false positive"
+    fp_idx = pick(fp_name, 2 * n)
+    rows = [(f"{label} (random)", [crops[name][i] for i in pick(name, n)]) for label, name in (
+        ("BR35H normals", "BR35H normals"), ("BR35H tumours", "BR35H tumours"),
+        ("external normals: true negatives", "external normals, true negative"))]
+    rows += [("external normals: false positives (random)", [crops[fp_name][i] for i in fp_idx[:n]]),
+             ("external normals: false positives (random, cont.)", [crops[fp_name][i] for i in fp_idx[n:]]),
+             ("external normals that are BR35H twins (random)",
+              [crops["external normals, BR35H twins"][i] for i in pick("external normals, BR35H twins", n)])]
     out.mkdir(parents=True, exist_ok=True)
     montage(rows, cfg).save(out / "diagnosis_montage.png", optimize=True)
+    fp_shown = [feats[fp_name][i] for i in fp_idx]
     gradcam_note = "not made: no Keras model of the BR35H-only network was available (pass --keras)"
     if keras_model is not None:
-        gradcam_note = _gradcam_figure(keras_model, [f["path"] for f, _ in fp[: cfg.montage_per_row]], out)
+        gradcam_note = _gradcam_figure(keras_model, [f["path"] for f in fp_shown], out)
     result = {"command": command, "machine": describe(), "config": cfg.__dict__,
               "groups": {k: len(v) for k, v in feats.items()}, "medians": table, "plane_guess": planes,
               "separation_auc": sep, "gradcam": gradcam_note,
-              "false_positives_top": [{"path": f["path"], "score": f["score"], "outline_symmetry": f["outline_symmetry"],
-                                       "plane_guess": f["plane_guess"]} for f, _ in fp[:20]]}
+              "false_positives_shown": [{"path": f["path"], "score": f["score"], "outline_symmetry": f["outline_symmetry"],
+                                         "symmetry": f["symmetry"], "plane_guess": f["plane_guess"]} for f in fp_shown]}
     (out / "diagnosis.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
     return result
 
@@ -257,7 +266,7 @@ def _gradcam_figure(keras_model: Path, paths: list[str], out: Path) -> str:
     for i, t in enumerate(tiles):
         canvas.paste(t, (112 * i, 0))
     canvas.save(out / "diagnosis_gradcam.png", optimize=True)
-    return f"diagnosis_gradcam.png: Grad-CAM for the tumour class of {keras_model} on the {len(paths)} most confident false positives"
+    return f"diagnosis_gradcam.png: Grad-CAM for the tumour class of {keras_model} on the {len(paths)} false positives of the montage"
 
 
 def markdown(r: dict) -> str:
@@ -294,11 +303,12 @@ def markdown(r: dict) -> str:
         n = max(1, sum(d.values()))
         lines.append(f"| {g} | " + " | ".join(f"{d[p]} ({100 * d[p] / n:.0f} %)" for p in PLANES) + " |")
     lines += ["", "## Examples", "", "![montage](diagnosis_montage.png)", "",
-              "Rows: BR35H normals, BR35H tumours, external true negatives, the most confident external false positives, "
+              "Rows (seeded random picks): BR35H normals, BR35H tumours, external true negatives, two rows of external false positives, "
               "external normals that are BR35H twins (model inputs, grey).", "",
               f"Grad-CAM: {r['gradcam']}.", "",
-              "Most confident false positives:", "", "| image | P(tumour) | outline symmetry | plane? |", "|---|---|---|---|"]
-    for f in r["false_positives_top"][:12]:
+              "The false positives of the montage, left to right, top row first:", "",
+              "| image | P(tumour) | outline symmetry | plane? |", "|---|---|---|---|"]
+    for f in r["false_positives_shown"]:
         lines.append(f"| `{Path(f['path']).parent.name}/{Path(f['path']).name}` | {f['score']:.3f} | {f['outline_symmetry']:.2f} | {f['plane_guess']} |")
     return "\n".join(lines) + "\n"
 
