@@ -241,7 +241,10 @@ def run(predictions: Path, external_root: Path, br35h_root: Path, manifest: Path
     gradcam_note = "not made: no Keras model of the BR35H-only network was available (pass --keras)"
     if keras_model is not None:
         gradcam_note = _gradcam_figure(keras_model, [f["path"] for f in fp_shown], out)
-    result = {"command": command, "machine": describe(), "config": cfg.__dict__,
+    from convert.external import vector_features
+
+    machine = f"{describe()}; vector features: {', '.join(vector_features()) or 'none found'}"
+    result = {"command": command, "machine": machine, "config": cfg.__dict__,
               "groups": {k: len(v) for k, v in feats.items()}, "medians": table, "plane_guess": planes,
               "separation_auc": sep, "gradcam": gradcam_note,
               "false_positives_shown": [{"path": f["path"], "score": f["score"], "outline_symmetry": f["outline_symmetry"],
