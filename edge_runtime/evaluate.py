@@ -220,7 +220,15 @@ def command(args: argparse.Namespace, classifier) -> int:
     tree = label_tree(args.folder, skip_unlabelled=args.skip_unlabelled)
     print(f"{len(tree.items)} labelled images under {tree.root} ({tree.counts()}); "
           f"{len(tree.unlabelled)} unlabelled skipped", file=sys.stderr)
-    scored, failures = score_tree(classifier, tree.items)
+    done = 0
+
+    def progress(rec: dict) -> None:
+        nonlocal done
+        done += 1
+        if done % 250 == 0 or done == len(tree.items):
+            print(f"  {done}/{len(tree.items)} images", file=sys.stderr)
+
+    scored, failures = score_tree(classifier, tree.items, progress)
     report = build_report(tree, scored, failures, classifier.info, _command_line(args))
     md = markdown_report(report)
     if args.json:
