@@ -1,4 +1,4 @@
-"""``br35h-edge`` / ``python -m edge_runtime``: predict, bench, watch.
+"""``br35h-edge`` / ``python -m edge_runtime``: predict, bench, watch, evaluate.
 
 Exit status: 0 all images classified, 1 at least one input failed (its record says why), an
 input yielded no image, or (``watch --once``) a file is left for the next run; 2 the model, the
@@ -18,6 +18,7 @@ import sys
 from .bench import BenchConfig, bench
 from .classifier import Classifier
 from .default_model import ModelNotFoundError
+from . import evaluate as evaluate_cmd
 from .image_io import DecodeConfig
 from .interpreter import DEFAULT_THREADS, ModelError, find_backend
 from .ledger import Ledger
@@ -86,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="seconds between full scans that catch files rewritten in place (default %(default)s); "
                         "between them an idle poll costs the same whatever the folder size")
     _decode_args(w)
+
+    evaluate_cmd.add_parser(sub, common)
     return parser
 
 
@@ -173,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         _check_threads(args.threads)
-        if args.command == "bench":
-            return _bench(args, _classifier(args))
+        if args.command in ("bench", "evaluate"):
+            return {"bench": _bench, "evaluate": evaluate_cmd.command}[args.command](args, _classifier(args))
         return {"predict": _predict, "watch": _watch}[args.command](args)
     except (ModelError, ModelNotFoundError, ImportError, NotADirectoryError, ValueError) as exc:
         print(f"br35h-edge: error: {exc}", file=sys.stderr)

@@ -180,6 +180,46 @@ def confirm(pairs: np.ndarray, a: np.ndarray, b: np.ndarray, min_ncc: float) -> 
     return pairs[ncc >= min_ncc]
 
 
+def stack_thumbs(fps: Sequence[Fingerprint] | np.ndarray) -> np.ndarray:
+    """``(N, 4, thumb_size**2)`` thumbnails of ``fps`` (an array is returned as it is)."""
+    if isinstance(fps, np.ndarray):
+        return fps
+    return np.stack([f.thumbs for f in fps]) if len(fps) else np.zeros((0, len(VIEWS), 0), np.float32)
+
+
+def best_matches(query: Sequence[Fingerprint] | np.ndarray, reference: Sequence[Fingerprint] | np.ndarray,
+                 cfg: DedupConfig = DedupConfig(), block: int = 1024) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """For each query image, its best NCC over every reference image and the views of ``cfg``.
+
+    Either side may be fingerprints or their :func:`stack_thumbs` (stack a large reference set
+    once when matching many small query batches against it).
+
+    Returns ``(ncc, index, view)``: ``(Q,)`` float32 best correlation, ``(Q,)`` index of the
+    reference image reaching it (-1 when ``reference`` is empty), and the view's name. A query
+    is a near-twin of the reference set when ``ncc >= cfg.min_ncc``: the same test
+    :func:`find_groups` applies to a pair, but across two sets and always exhaustive (the
+    reference set is small enough for one matmul per view, and pHash misses twins).
+    """
+    nq = len(query)
+    best = np.full(nq, -np.inf, np.float32)
+    index = np.full(nq, -1, np.int64)
+    view = np.full(nq, -1, np.int64)
+    if nq == 0 or len(reference) == 0:
+        return best, index, [""] * nq
+    q_thumbs, r_thumbs = stack_thumbs(query), stack_thumbs(reference)
+    views = cfg.views()
+    for v, (_, vi, vj) in enumerate(views):
+        r = r_thumbs[:, vj]
+        for start in range(0, nq, block):
+            s = q_thumbs[start:start + block, vi] @ r.T
+            j = s.argmax(axis=1)
+            val = s[np.arange(len(j)), j]
+            better = val > best[start:start + block]
+            sl = np.arange(start, start + len(j))[better]
+            best[sl], index[sl], view[sl] = val[better], j[better], v
+    return best, index, [views[v][0] for v in view]
+
+
 def union_find(n: int, pairs: np.ndarray) -> np.ndarray:
     """Connected-component root of each of ``n`` items given the edge list ``pairs``."""
     parent = np.arange(n)
