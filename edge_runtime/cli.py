@@ -27,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"interpreter threads (default {DEFAULT_THREADS})")
     common.add_argument("--backend", choices=["ai-edge-litert", "tflite-runtime", "tensorflow"],
                         help="force a TFLite backend (default: first available in that order)")
+    common.add_argument("--operating-point", choices=["default", "sensitivity", "specificity"], default="default",
+                        help="decision threshold from the model's contract: default, >= 99%% sensitivity or "
+                             ">= 99%% specificity on validation")
     parser = argparse.ArgumentParser(prog="br35h-edge", description="BR35H brain-tumour classifier for edge devices.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -55,19 +58,27 @@ def _parser() -> argparse.ArgumentParser:
 
 def _classifier(args: argparse.Namespace) -> Classifier:
     backend = find_backend(args.backend) if args.backend else None
-    return Classifier(args.model, num_threads=args.threads, backend=backend)
+    return Classifier(args.model, num_threads=args.threads, backend=backend, operating_point=args.operating_point)
 
 
 def _predict(args: argparse.Namespace, clf: Classifier) -> int:
     paths = expand(args.inputs)
-    records = (classify_record(clf, p) for p in paths)
+    unknown = 0
+
+    def counted(rec: dict) -> dict:
+        nonlocal unknown
+        unknown += rec.get("label") == "unknown"
+        return rec
+
+    records = (counted(classify_record(clf, p)) for p in paths)
     if args.output:
         with open(args.output, "w", newline="") as f:
             ok, failed = write_records(records, args.format, f)
     else:
         ok, failed = write_records(records, args.format, sys.stdout)
-    print(f"{ok} classified, {failed} failed ({clf.model.backend.name}, {clf.model.num_threads} threads, "
-          f"model {clf.model.path})", file=sys.stderr)
+    print(f"{ok} classified, {failed} failed; {unknown} of the classified answered 'unknown' (out of domain or "
+          f"no brain found) ({clf.model.backend.name}, {clf.model.num_threads} threads, model {clf.model.path})",
+          file=sys.stderr)
     return 1 if failed else 0
 
 

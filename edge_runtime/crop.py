@@ -243,7 +243,44 @@ def find_box(rgb: np.ndarray, cfg: CropConfig = CropConfig()) -> CropBox:
     return CropBox(int(s.min()), int(r.min()), int(e.max()), int(r.max()) + 1)
 
 
+#: Smallest image side (pixels) that can hold a brain slice worth classifying: below it the crop
+#: would be an upscaled handful of pixels. The smallest BR35H / Nickparvar side is far above.
+MIN_SIDE = 32
+#: Largest share of the frame the brain mask may cover. A head on a scanner background never fills
+#: its frame (an inscribed ellipse covers 79 %); a mask over (nearly) everything means a flat
+#: bright image, a photo or a document, and the "largest region" is then the whole frame.
+MAX_MASK_FRACTION = 0.97
+
+
+def degenerate(rgb: np.ndarray, box: CropBox, cfg: CropConfig = CropConfig()) -> str | None:
+    """Why an image holds no brain to classify even though :func:`find_box` returned a box, else None.
+
+    The rule (checked in this order): no mask at all (``box.fallback``: all-black, dark images);
+    an image side under :data:`MIN_SIDE` (1x1, 2x2, 1x500 ...); a box spanning the whole frame
+    whose mask covers more than :data:`MAX_MASK_FRACTION` of it (all-white, flat grey > threshold,
+    a mask over everything). The mask fraction is computed only when the box is the whole frame,
+    so the common case costs nothing. Never true on any of the 3000 BR35H images (the crop box
+    and parity with training are untouched: this only adds the flag).
+    """
+    h, w = rgb.shape[:2]
+    if box.fallback:
+        return "no brain region found"
+    if min(h, w) < MIN_SIDE:
+        return f"image {w}x{h} is smaller than {MIN_SIDE} px on a side"
+    if box.as_tuple() == (0, 0, w, h):
+        frac = float(np.count_nonzero(brain_mask(rgb, cfg))) / (h * w)
+        if frac > MAX_MASK_FRACTION:
+            return f"the brain mask covers {100 * frac:.1f} % of the frame"
+    return None
+
+
 def crop_image(rgb: np.ndarray, cfg: CropConfig = CropConfig()) -> tuple[np.ndarray, CropBox]:
-    """``(size x size x 3 uint8, box)`` for one decoded RGB image, like the training crop."""
+    """``(size x size x 3 uint8, box)`` for one decoded RGB image, like the training crop.
+
+    A :func:`degenerate` input keeps its box (the pixels classified are the training crop's) but
+    is flagged ``fallback=True`` ("no brain found"), so it is never reported as in domain.
+    """
     box = find_box(rgb, cfg)
+    if not box.fallback and degenerate(rgb, box, cfg) is not None:
+        box = CropBox(*box.as_tuple(), fallback=True)
     return crop_and_resize(rgb, box, cfg.size, cfg.resample), box
