@@ -179,16 +179,22 @@ def domain_score_layer():
 
 
 def classifier_logits_model(model):
-    """``image -> (pooled features, logits)`` of a model built by ``train.model.build_model``."""
+    """``image -> (pooled features, logits)`` of a model built by ``train.model.build_model``
+    (pooled features = layer ``pool``; the last layer, ``classifier``, a softmax Dense, either in
+    the head sub-model or at the top level, as in the tests' tiny models)."""
     import keras
 
     from train.model import head_of
 
-    head = head_of(model)
-    cls = head.get_layer("classifier")
-    pre = keras.Model(head.inputs, cls.input, name="head_body")
     feats = model.get_layer("pool").output
-    h = pre(feats)
+    names = [l.name for l in model.layers]
+    if "classifier" in names:
+        cls = model.get_layer("classifier")
+        h = cls.input
+    else:
+        head = head_of(model)
+        cls = head.get_layer("classifier")
+        h = keras.Model(head.inputs, cls.input, name="head_body")(feats)
     kernel, bias = cls.get_weights()
     dense = keras.layers.Dense(kernel.shape[1], name=LOGITS)
     logits = dense(h)

@@ -110,6 +110,7 @@ def pack_graph(tflite: bytes, metadata: bytes) -> bytes:
     """The flatbuffer of ``tflite`` (any appended zip dropped) with ``metadata`` as its
     ``TFLITE_METADATA`` buffer."""
     model = tfl.ModelT.InitFromPackedBuf(_model_part(tflite), 0)
+    _probabilities_first(model)
     model.buffers = list(model.buffers or [])
     buf = tfl.BufferT()
     buf.data = np.frombuffer(metadata, dtype=np.uint8)
@@ -120,6 +121,20 @@ def pack_graph(tflite: bytes, metadata: bytes) -> bytes:
     b = flatbuffers.Builder(len(tflite) + len(metadata) + 1024)
     b.Finish(model.Pack(b), file_identifier=MODEL_IDENTIFIER)
     return bytes(b.Output())
+
+
+def _probabilities_first(model) -> None:
+    """Put a two-output model's class probabilities (the wider output) first, the domain score second.
+
+    The converter orders outputs as it likes (the domain score came out first), but MediaPipe
+    numbers its classification heads by output position and pairs them with the metadata's
+    output entries in order: the classifier must stay head 0, as in the one-output model.
+    """
+    for sub in model.subgraphs or []:
+        outs = list(sub.outputs if sub.outputs is not None else [])
+        if len(outs) == 2:
+            width = [int(np.prod(sub.tensors[i].shape)) for i in outs]
+            sub.outputs = [o for _, o in sorted(zip(width, outs), key=lambda t: -t[0])]
 
 
 def zip_files(files: dict[str, bytes]) -> bytes:
