@@ -49,6 +49,25 @@ def _file_scores(clf: Classifier, paths: list[Path]) -> list[dict]:
     return out
 
 
+def _calibration(recs: list[dict], y: np.ndarray, temperature: float) -> dict:
+    """ECE of the model's (temperature-scaled) probabilities on all files and on the accepted ones,
+    and of the unscaled ones (recovered as softmax(T log p)), in the runtime as deployed."""
+    from convert.temperature import reliability, softmax
+
+    ok = np.array([r.get("error") is None for r in recs])
+    p_yes = np.array([r["score"] if r.get("error") is None else 0.5 for r in recs])
+    probs = np.stack([1 - p_yes, p_yes], 1)
+    before = softmax(temperature * np.log(np.clip(probs, 1e-300, None)))
+    acc = np.array([bool(r["in_domain"]) for r in recs])
+    out = {}
+    for name, m in (("all", ok), ("accepted", ok & acc)):
+        if m.any():
+            out[name] = {"n": int(m.sum()), "ece_before": reliability(before[m], y[m]).ece,
+                         "ece_after": reliability(probs[m], y[m]).ece,
+                         "accuracy": float((probs[m].argmax(1) == y[m]).mean())}
+    return out
+
+
 def _effective(rec: dict) -> float:
     """The score the accept decision uses: a degenerate/undecodable input counts as -inf."""
     if rec.get("error") or rec.get("no_brain_found") or rec["domain_score"] is None:
@@ -80,17 +99,19 @@ def evaluate(model: Path, manifest: Path | None, ood: Path | None, nickparvar: P
             if split == "test":
                 in_scores = dom.tolist()
     if nickparvar is not None:
-        recs = []
+        recs, truth = [], []
         for cls_dir in sorted((nickparvar / "Testing").iterdir()):
             paths = sorted(cls_dir.glob("*.jpg"))
             r = _file_scores(clf, paths)
             recs += r
             tumour = cls_dir.name != "notumor"
+            truth += [int(tumour)] * len(r)
             answered = [x for x in r if x["in_domain"]]
             rep["nickparvar"][cls_dir.name] = {
                 "n": len(r), "accepted": float(np.mean([bool(x["in_domain"]) for x in r])),
                 "accuracy_of_accepted": (float(np.mean([(x["label"] == "yes") == tumour for x in answered]))
                                          if answered else None)}
+        rep["nickparvar_calibration"] = _calibration(recs, np.asarray(truth), c.temperature)
     if ood is not None:
         rows = list(csv.DictReader(open(ood / "index.csv")))
         recs = _file_scores(clf, [ood / r["path"] for r in rows])
@@ -123,6 +144,9 @@ def markdown(r: dict) -> str:
     for k, v in r["nickparvar"].items():
         acc = "-" if v["accuracy_of_accepted"] is None else f"{100 * v['accuracy_of_accepted']:.2f} (of accepted)"
         lines.append(f"| nickparvar Testing/{k} (files) | {v['n']} | {100 * v['accepted']:.2f} | {acc} |")
+    for k, v in r.get("nickparvar_calibration", {}).items():
+        lines.append(f"\nNickparvar Testing, {k} ({v['n']}): accuracy {100 * v['accuracy']:.2f} %, ECE "
+                     f"{100 * v['ece_before']:.2f} % before / {100 * v['ece_after']:.2f} % after the temperature.")
     lines += ["", "| out-of-domain category | n | refused % | accepted items |", "|---|---:|---:|---|"]
     for k, v in r["ood"].items():
         lines.append(f"| {k} | {v['n']} | {100 * v['refused']:.2f} | {', '.join(v['accepted'][:8])} |")

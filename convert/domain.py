@@ -207,7 +207,9 @@ def build_checked_model(model, fit: MahalanobisFit, temperature: float):
     temperature folded in (``softmax(logits / T)``) and the domain check as a second output.
 
     Output order is part of the contract: index 0 is the class probabilities, 1 the domain
-    score (the TFLite converter orders outputs by signature key, ``output_0``, ``output_1``).
+    score. The TFLite converter may list them the other way round; ``convert.metadata.pack_graph``
+    puts them back in this order (MediaPipe numbers its heads by position), and the runtimes tell
+    them apart by shape anyway.
     """
     import keras
     from keras import layers
@@ -239,8 +241,11 @@ def tail_node_names(tflite: bytes) -> list[str]:
 
     names = []
     for _, op, g, _ in _ops(tflite):
+        outputs = set(g.OutputsAsNumpy().tolist())
         name = g.Tensors(op.Outputs(0)).Name().decode()
-        if any(f"/{layer}" in name or name.startswith(layer) for layer in TAIL_LAYERS):
+        # The ops writing the model's outputs (the softmax, the score's division) carry the
+        # signature's output names, not their layer's: they are matched by being outputs.
+        if op.Outputs(0) in outputs or any(f"/{layer}" in name or name.startswith(layer) for layer in TAIL_LAYERS):
             names.append(name)
     return names
 

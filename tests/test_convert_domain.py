@@ -161,6 +161,17 @@ def test_int8_keeps_the_tail_float_with_uint8_input(converted):
     outs = it.get_output_details()
     assert [tuple(o["shape"]) for o in outs] == [(1, 2), (1, 1)]  # probabilities first (MediaPipe head 0)
     assert all(o["dtype"] == np.float32 for o in outs)
+    # the ops writing the outputs compute in float (no int8 softmax with 1/256 steps, no int8 score
+    # clipped to in-domain ranges followed by a dequantize)
+    from convert.sensitivity import _ops
+
+    data = (converted / "model_int8.tflite").read_bytes()
+    writers = {}
+    for code, op, g, tfl in _ops(data):
+        if op.Outputs(0) in set(g.OutputsAsNumpy().tolist()):
+            names = {v: k for k, v in vars(tfl.BuiltinOperator).items() if not k.startswith("_")}
+            writers[names[code]] = g.Tensors(op.Outputs(0)).Type() == tfl.TensorType.FLOAT32
+    assert writers == {"SOFTMAX": True, "DIV": True}, writers
 
 
 @pytest.mark.slow
