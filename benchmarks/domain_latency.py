@@ -3,7 +3,10 @@
     python -m benchmarks.domain_latency --plain runs/X/convert-plain --checked runs/X/convert \\
         --out reports/domain/dev-latency
 
-``--plain``: ``python -m convert ... --domain off`` output; ``--checked``: the default output.
+``--plain``: ``python -m convert ... --domain off`` output, or a folder that
+``--export-plain MODEL.keras --manifest M`` fills first with just the plain int8 / fp16 TFLite and
+ONNX (same exporters and calibration selection as ``python -m convert``, no evaluation: minutes
+instead of a full conversion); ``--checked``: the default ``python -m convert`` output.
 For each artifact (int8 and fp16 TFLite through the device runtime's interpreter, ONNX through
 onnxruntime) the two files are timed in alternating rounds (so load from other processes hits
 both alike): 1 thread, one 224x224 crop, ``--rounds`` x ``--runs`` invokes after a warm-up;
@@ -70,6 +73,31 @@ def measure(plain: Path, checked: Path, rounds: int = 10, runs: int = 30, warmup
     return res
 
 
+def export_plain(keras_path: Path, manifest: Path, out: Path, data_root: str | None = None) -> None:
+    """The one-output artifacts of ``keras_path``, calibrated like ``python -m convert`` does."""
+    import tempfile
+
+    import keras
+
+    from convert import calibration, onnx_export, tflite_export
+    from convert.config import QuantizationConfig
+    from train.data.cache import load_crops
+    from train.data.manifest import read_manifest
+
+    out.mkdir(parents=True, exist_ok=True)
+    qcfg = QuantizationConfig()
+    model = keras.saving.load_model(keras_path, compile=False)
+    chosen = calibration.select_calibration(read_manifest(manifest), qcfg)
+    train = load_crops(manifest, "train", data_root=data_root, progress=False)
+    calib = calibration.pick_arrays(train.x, train.paths, chosen).astype(np.float32)
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = tflite_export.export_saved_model(model, Path(tmp) / "sm")
+        (out / "model_fp16.tflite").write_bytes(tflite_export.convert(saved, "fp16"))
+        rep = calibration.representative_dataset(calib)
+        (out / "model_int8.tflite").write_bytes(tflite_export.convert(saved, "int8", rep, qcfg))
+    onnx_export.export_onnx(model, out / "model.onnx")
+
+
 def markdown(r: dict) -> str:
     lines = [f"# Latency of the domain check (1 thread, median of {r['rounds']} x {r['runs_per_round']} invokes)", "",
              f"Machine: {r['machine']}", "",
@@ -88,7 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--runs", type=int, default=30)
+    p.add_argument("--export-plain", type=Path, metavar="MODEL.keras",
+                   help="first write the plain (one-output) artifacts of this model into --plain")
+    p.add_argument("--manifest", type=Path, help="calibration source for --export-plain")
     args = p.parse_args(argv)
+    if args.export_plain:
+        if args.manifest is None:
+            p.error("--export-plain needs --manifest")
+        export_plain(args.export_plain, args.manifest, args.plain)
     r = measure(args.plain, args.checked, args.rounds, args.runs)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latency.json").write_text(json.dumps(r, indent=1) + "\n")

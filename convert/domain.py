@@ -43,7 +43,7 @@ class DomainConfig:
         max_fit_images: train crops whose features are used (evenly spaced subset; 2 CPU cores).
     """
 
-    dims: int = 64
+    dims: int = 256
     shrinkage: float = 1e-3
     accept: float = 0.99
     max_fit_images: int = 1200
