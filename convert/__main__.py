@@ -12,6 +12,7 @@ import sys
 
 from convert.config import (BIAS_CORRECTION_DEFAULT, KEEP_FLOAT_DEFAULT, BundleInfo, ConvertConfig, GateConfig,
                             QuantizationConfig)
+from convert.domain import DomainConfig
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,6 +40,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-onnx-int8", action="store_true")
     p.add_argument("--version", default=BundleInfo.version, help="model version written to metadata and bundle")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--domain", choices=("auto", "on", "off"), default="auto",
+                   help="in-model domain check + temperature + contract thresholds, chosen on the val split "
+                        "(auto: when the manifest has val rows)")
+    p.add_argument("--domain-dims", type=int, default=DomainConfig.dims, help="whitened principal directions kept")
+    p.add_argument("--domain-accept", type=float, default=DomainConfig.accept,
+                   help="share of in-domain val crops the domain threshold accepts")
+    p.add_argument("--domain-fit-images", type=int, default=DomainConfig.max_fit_images,
+                   help="train crops (evenly spaced) the domain check is fitted on")
     return p.parse_args(argv)
 
 
@@ -52,6 +61,8 @@ def config_from(args: argparse.Namespace) -> ConvertConfig:
         bundle=BundleInfo(version=args.version),
         onnx_int8=not args.no_onnx_int8,
         num_threads=args.threads,
+        domain_mode=args.domain,
+        domain=DomainConfig(dims=args.domain_dims, accept=args.domain_accept, max_fit_images=args.domain_fit_images),
     )
 
 

@@ -35,19 +35,24 @@ def tensor_spec(tflite: bytes) -> dict:
         return {"name": d["name"], "shape": [int(v) for v in d["shape"]], "dtype": d["dtype"].__name__,
                 "quantization": {"scale": float(scale), "zero_point": int(zp)} if scale else None}
 
-    return {"input": spec(it.get_input_details()[0]), "output": spec(it.get_output_details()[0])}
+    outs = [spec(d) for d in it.get_output_details()]
+    return {"input": spec(it.get_input_details()[0]), "output": outs[0], "outputs": outs}
 
 
 def write_bundle(out: str | Path, tflite: bytes, labels: Sequence[str], info: BundleInfo, crop: CropConfig,
-                 evaluation: dict) -> Path:
-    """``out/`` with the four files, and ``out.zip`` next to it (stored, not deflated)."""
+                 evaluation: dict, contract: dict | None = None) -> Path:
+    """``out/`` with the four files, and ``out.zip`` next to it (stored, not deflated).
+
+    ``contract``: the model's contract (also inside the ``.tflite``); its operating points and
+    domain threshold are copied into ``model.json`` so an app need not unzip the model."""
     out = Path(out)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     (out / MODEL_FILE).write_bytes(tflite)
     (out / LABELS_FILE).write_text("\n".join(labels) + "\n")
-    (out / NOTE_FILE).write_text(integration_note(info, crop))
+    domain = (contract or {}).get("domain")
+    (out / NOTE_FILE).write_text(integration_note(info, crop, domain))
     manifest = {
         "name": info.name, "version": info.version, "author": info.author, "licence": info.licence,
         "files": {n: sha256(out / n) for n in (MODEL_FILE, LABELS_FILE, NOTE_FILE)},
@@ -55,6 +60,14 @@ def write_bundle(out: str | Path, tflite: bytes, labels: Sequence[str], info: Bu
         "labels": list(labels),
         "positive_label": labels[-1],
         "decision_threshold": info.threshold,
+        "operating_points": (contract or {}).get("operating_points"),
+        "temperature": (contract or {}).get("temperature"),
+        "domain": None if domain is None else {
+            "output_index": 1, "output_name": "domain_score", "mediapipe_head_index": 1, "category": "in_domain",
+            "threshold": domain["threshold"], "rule": "in domain when domain_score >= threshold; else answer 'unknown'",
+            "val_accepted": domain["val_accepted"]},
+        "contract": None if contract is None else {"file": "contract.json (inside model.tflite's metadata zip)",
+                                                   "schema": contract.get("schema")},
         "preprocessing": {
             "crop": crop.to_dict(), "crop_fingerprint": crop.fingerprint(),
             "color": "RGB", "pixel_range": [0, 255], "normalisation": {"mean": 0.0, "std": 1.0},
@@ -68,7 +81,7 @@ def write_bundle(out: str | Path, tflite: bytes, labels: Sequence[str], info: Bu
     return out
 
 
-def integration_note(info: BundleInfo, crop: CropConfig) -> str:
+def integration_note(info: BundleInfo, crop: CropConfig, domain: dict | None = None) -> str:
     return f"""# Android integration ({info.name} {info.version})
 
 1. Copy `{MODEL_FILE}` and `{LABELS_FILE}` to `app/src/main/assets/` and keep them uncompressed
@@ -91,7 +104,20 @@ def integration_note(info: BundleInfo, crop: CropConfig) -> str:
    ```
    Labels and normalisation (mean 0, std 1: raw 0..255 pixels, the model scales internally) come
    from the metadata inside the model; no extra options are needed.
-4. Decide "tumour" when the score of label `yes` >= {info.threshold} (`model.json` -> `decision_threshold`).
-5. Check at startup that the sha256 of the asset equals `model.json` -> `files` (guards against a
+4. Decide "tumour" when the score of label `yes` >= {info.threshold} (`model.json` -> `decision_threshold`;
+   other thresholds chosen on validation: `model.json` -> `operating_points`).
+{_domain_step(domain)}5. Check at startup that the sha256 of the asset equals `model.json` -> `files` (guards against a
    stale or recompressed asset). Research use only; not a medical device.
+"""
+
+
+def _domain_step(domain: dict | None) -> str:
+    if domain is None:
+        return ""
+    return f"""   **Domain check first**: the model has a second output, `domain_score` (MediaPipe: head index 1,
+   category `in_domain`: `result.classificationResult().classifications()[1].categories()[0].score()`).
+   When it is below {domain["threshold"]:.6g} (`model.json` -> `domain.threshold`; chosen to accept
+   {100 * domain["accept_target"]:.0f} % of in-domain validation crops) the input does not look like the
+   training data: show "unknown / not assessable", not the class. The same threshold and the crop
+   parameters are in `contract.json` inside `{MODEL_FILE}` (its metadata zip), with the sha256 of the graph.
 """

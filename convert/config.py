@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from convert.domain import DomainConfig
+
 Selection = Literal["random", "stratified", "groups"]
 IoType = Literal["uint8", "int8"]
 
@@ -45,6 +47,9 @@ class QuantizationConfig:
             is **not** fully integer (float ops between dequantize/quantize; uint8 I/O stays).
             The ONNX int8 is not affected.
         sensitivity_images: calibration images (evenly spaced subset) the ranking runs on.
+        float_tail: keep the classifier's logits -> softmax and the domain check float, with float
+            outputs (set by the pipeline when the model carries the domain check; see
+            ``convert.domain.tail_node_names``); the input stays ``io_type``.
     """
 
     calibration_size: int = 300
@@ -56,6 +61,7 @@ class QuantizationConfig:
     bias_correction: bool = BIAS_CORRECTION_DEFAULT
     keep_float: int = KEEP_FLOAT_DEFAULT
     sensitivity_images: int = 128
+    float_tail: bool = False
 
     def __post_init__(self) -> None:
         if self.calibration_size < 1:
@@ -79,7 +85,7 @@ class QuantizationConfig:
     @property
     def selective(self) -> bool:
         """Some ops stay float (the int8 TFLite is then not fully integer)."""
-        return bool(self.denylisted_ops or self.denylisted_nodes or self.keep_float)
+        return bool(self.denylisted_ops or self.denylisted_nodes or self.keep_float or self.float_tail)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -129,6 +135,10 @@ class ConvertConfig:
     bundle: BundleInfo = BundleInfo()
     onnx_int8: bool = True
     num_threads: int | None = None  # runtimes' threads when evaluating; None = their default
+    # In-model domain check + temperature + contract thresholds, all chosen on the val split:
+    # "auto" = when the manifest has val rows, "on" = required, "off" = plain classifier.
+    domain_mode: str = "auto"
+    domain: DomainConfig = field(default_factory=DomainConfig)
 
     def to_dict(self) -> dict:
         return asdict(self)

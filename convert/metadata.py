@@ -28,14 +28,23 @@ MODEL_IDENTIFIER = b"TFL3"
 #: Largest schema version among the fields written (none newer than the 1.0.0 base schema).
 MIN_PARSER_VERSION = "1.0.0"
 LABELS_FILE = "labels.txt"
+DOMAIN_LABELS_FILE = "domain_labels.txt"
+DOMAIN_LABELS = b"in_domain\n"
 
 
 class MetadataError(ValueError):
     """A model lacks metadata or carries metadata this module cannot read."""
 
 
-def build_metadata(info: BundleInfo, input_range: tuple[float, float] = (0.0, 255.0)) -> bytes:
-    """The ``ModelMetadata`` flatbuffer of a single-input image classifier."""
+def build_metadata(info: BundleInfo, input_range: tuple[float, float] = (0.0, 255.0),
+                   domain_output: bool = False) -> bytes:
+    """The ``ModelMetadata`` flatbuffer of a single-input image classifier.
+
+    ``domain_output``: the model has a second output, the domain score (``convert.domain``).
+    MediaPipe Tasks treats every output as a classification head and refuses a model whose
+    metadata describes fewer outputs than it has, so it gets its own entry, with a one-line
+    label file (:data:`DOMAIN_LABELS_FILE`): an app sees it as head 1, category ``in_domain``.
+    """
     norm = md.NormalizationOptionsT()
     norm.mean, norm.std = [0.0], [1.0]
     unit = md.ProcessUnitT()
@@ -61,8 +70,22 @@ def build_metadata(info: BundleInfo, input_range: tuple[float, float] = (0.0, 25
     probs.name, probs.description = "probability", "Probability of each class (softmax)."
     probs.content, probs.stats, probs.associatedFiles = out_content, _stats(0.0, 1.0), [labels]
 
+    outputs = [probs]
+    if domain_output:
+        dom_labels = md.AssociatedFileT()
+        dom_labels.name, dom_labels.type = DOMAIN_LABELS_FILE, md.AssociatedFileType.TENSOR_AXIS_LABELS
+        dom_labels.description = "The domain score's single category."
+        dom_content = md.ContentT()
+        dom_content.contentPropertiesType, dom_content.contentProperties = (md.ContentProperties.FeatureProperties,
+                                                                            md.FeaturePropertiesT())
+        dom = md.TensorMetadataT()
+        dom.name = "domain_score"
+        dom.description = ("How much the input resembles the training data, in (0, 1], higher = more alike. "
+                           "Below the contract's domain threshold the class scores must not be used.")
+        dom.content, dom.stats, dom.associatedFiles = dom_content, _stats(0.0, 1.0), [dom_labels]
+        outputs.append(dom)
     sub = md.SubGraphMetadataT()
-    sub.inputTensorMetadata, sub.outputTensorMetadata = [image], [probs]
+    sub.inputTensorMetadata, sub.outputTensorMetadata = [image], outputs
     meta = md.ModelMetadataT()
     meta.name, meta.description, meta.version = info.name, info.description, info.version
     meta.author, meta.license = info.author, info.licence
@@ -80,7 +103,14 @@ def _stats(lo: float, hi: float):
 
 def embed(tflite: bytes, metadata: bytes, files: dict[str, bytes]) -> bytes:
     """A copy of ``tflite`` carrying ``metadata`` and the associated ``files`` (replaces old ones)."""
+    return pack_graph(tflite, metadata) + zip_files(files)
+
+
+def pack_graph(tflite: bytes, metadata: bytes) -> bytes:
+    """The flatbuffer of ``tflite`` (any appended zip dropped) with ``metadata`` as its
+    ``TFLITE_METADATA`` buffer."""
     model = tfl.ModelT.InitFromPackedBuf(_model_part(tflite), 0)
+    _probabilities_first(model)
     model.buffers = list(model.buffers or [])
     buf = tfl.BufferT()
     buf.data = np.frombuffer(metadata, dtype=np.uint8)
@@ -90,11 +120,32 @@ def embed(tflite: bytes, metadata: bytes, files: dict[str, bytes]) -> bytes:
     model.metadata = [m for m in (model.metadata or []) if _name(m) != METADATA_NAME] + [entry]
     b = flatbuffers.Builder(len(tflite) + len(metadata) + 1024)
     b.Finish(model.Pack(b), file_identifier=MODEL_IDENTIFIER)
+    return bytes(b.Output())
+
+
+def _probabilities_first(model) -> None:
+    """Put a two-output model's class probabilities (the wider output) first, the domain score second.
+
+    The converter orders outputs as it likes (the domain score came out first), but MediaPipe
+    numbers its classification heads by output position and pairs them with the metadata's
+    output entries in order: the classifier must stay head 0, as in the one-output model.
+    """
+    for sub in model.subgraphs or []:
+        outs = list(sub.outputs if sub.outputs is not None else [])
+        if len(outs) == 2:
+            width = [int(np.prod(sub.tensors[i].shape)) for i in outs]
+            sub.outputs = [o for _, o in sorted(zip(width, outs), key=lambda t: -t[0])]
+
+
+def zip_files(files: dict[str, bytes]) -> bytes:
+    """The uncompressed zip TFLite metadata appends for associated files (empty when none)."""
+    if not files:
+        return b""
     zipped = io.BytesIO()
     with zipfile.ZipFile(zipped, "w", compression=zipfile.ZIP_STORED) as z:
         for name, data in files.items():
             z.writestr(name, data)
-    return bytes(b.Output()) + zipped.getvalue()
+    return zipped.getvalue()
 
 
 def _name(m) -> str:

@@ -27,8 +27,11 @@ class _Reader:
         return next(self._it, None)
 
 
-def quantize_onnx_int8(fp32: str | Path, out: str | Path, calibration: np.ndarray) -> Path:
-    """Static QDQ int8, per-channel weights, MinMax calibration (the TFLite converter's method)."""
+def quantize_onnx_int8(fp32: str | Path, out: str | Path, calibration: np.ndarray, keep_float: tuple[str, ...] = ()) -> Path:
+    """Static QDQ int8, per-channel weights, MinMax calibration (the TFLite converter's method).
+
+    Nodes whose name contains one of ``keep_float`` (layer names) stay float: the domain check and
+    the classifier tail, for the reasons given in ``convert.domain.tail_node_names``."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -36,11 +39,15 @@ def quantize_onnx_int8(fp32: str | Path, out: str | Path, calibration: np.ndarra
     fp32, out = Path(fp32), Path(out)
     prepped = out.with_name(out.stem + ".prep.onnx")
     quant_pre_process(str(fp32), str(prepped), skip_symbolic_shape=True)
-    name = onnx.load(str(prepped), load_external_data=False).graph.input[0].name
+    graph = onnx.load(str(prepped), load_external_data=False).graph
+    name = graph.input[0].name
+    exclude = [n.name for n in graph.node if any(k in n.name for k in keep_float)]
+    if keep_float and not exclude:
+        raise ValueError(f"{fp32}: no ONNX node named after {keep_float} to keep float")
     try:
         quantize_static(str(prepped), str(out), _Reader(name, calibration), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax)
+                        calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=exclude or None)
     finally:
         prepped.unlink(missing_ok=True)
     return out

@@ -10,11 +10,12 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from convert import android, bias_correction, calibration, metadata, onnx_export, report, sensitivity, tflite_export
+from convert import (android, bias_correction, calibration, contract, domain, metadata, onnx_export, report, sensitivity,
+                     tflite_export)
 from convert.config import ConvertConfig
 from convert.evaluate import Metrics, score
 from convert.gate import gate_failures
-from convert.runtimes import keras_predict, open_artifact
+from convert.runtimes import keras_outputs, open_artifact
 from edge_runtime.config import LABELS, CropConfig
 from edge_runtime.machine import describe
 from train.data.manifest import read_manifest
@@ -47,7 +48,13 @@ class Result:
 def run(model, manifest: str | Path, out_dir: str | Path, cfg: ConvertConfig = ConvertConfig(),
         data_root: str | Path | None = None, crop: CropConfig = CropConfig(), loader: Loader | None = None,
         command: str = "", log: Callable[[str], None] = print) -> Result:
-    """Convert ``model`` (a Keras model or a ``.keras`` path) and evaluate on ``manifest``'s test split."""
+    """Convert ``model`` (a Keras model or a ``.keras`` path) and evaluate on ``manifest``'s test split.
+
+    With the domain check (``cfg.domain_mode``; on whenever the manifest has val rows unless
+    ``off``), the exported network is ``convert.domain.build_checked_model``: calibrated
+    probabilities plus the domain score as a second output; every artifact then carries its
+    contract (``convert.contract``) with thresholds chosen on its own validation outputs.
+    """
     import keras
 
     loader = loader or default_loader()
@@ -58,29 +65,59 @@ def run(model, manifest: str | Path, out_dir: str | Path, cfg: ConvertConfig = C
         model = keras.saving.load_model(model, compile=False)
 
     rows = read_manifest(manifest)
+    if cfg.domain_mode not in ("auto", "on", "off"):
+        raise ValueError(f"domain_mode must be auto, on or off, got {cfg.domain_mode!r}")
+    has_val = any(r.split == "val" for r in rows)
+    with_domain = cfg.domain_mode == "on" or (cfg.domain_mode == "auto" and has_val)
     chosen = calibration.select_calibration(rows, cfg.quant)
     calibration.write_calibration_list(chosen, out / "calibration.txt", cfg.quant)
     train = loader(manifest, split="train", data_root=data_root, cfg=crop)
     calib_x = calibration.pick_arrays(train.x, train.paths, chosen).astype(np.float32)
     test = loader(manifest, split="test", data_root=data_root, cfg=crop)
     test_x, test_y = test.x.astype(np.float32), np.asarray(test.y)
-    log(f"calibration: {len(calib_x)} train images; test: {len(test_x)} images")
+    val = loader(manifest, split="val", data_root=data_root, cfg=crop) if has_val else None
+    log(f"calibration: {len(calib_x)} train images; test: {len(test_x)} images"
+        + (f"; val: {len(val.y)} images" if val is not None else "; no val split"))
 
-    ref = keras_predict(model, test_x)
+    domain_info, temperature = None, 1.0
+    if with_domain:
+        attached = domain.attach(model, train, val, cfg.domain, log=log)
+        model, temperature, domain_info = attached.model, attached.temperature, attached.info
+        if isinstance(model_path, str) and model_path.endswith(".keras"):
+            domain_info["keras_model"] = str(out / "model_checked.keras")
+            model.save(out / "model_checked.keras")
+    else:
+        log("domain check: OFF (no val split or --no-domain): artifacts carry a contract without a domain threshold")
+    qcfg = replace(cfg.quant, float_tail=with_domain)
+
+    ref, ref_dom = keras_outputs(model, test_x)
     keras_metrics = score(ref, test_y, ref)
     log(f"keras: accuracy {100 * keras_metrics.accuracy:.2f}%")
+    calib_info = _calibration_report(ref, test_y, getattr(test, "source", None), temperature) if with_domain else None
 
-    files, bc_info, sel_info = _export_all(model, out, cfg, calib_x, log)
+    files, bc_info, sel_info = _export_all(model, out, replace(cfg, quant=qcfg), calib_x, log, with_domain)
     results: dict[str, dict] = {}
     metrics: dict[str, Metrics] = {}
+    contracts: dict[str, dict] = {}
     for name, path in files.items():
         t = time.perf_counter()
-        probs = open_artifact(path, cfg.num_threads).predict(test_x)
+        runner = open_artifact(path, cfg.num_threads)
+        probs, dom = runner.predict_outputs(test_x)
         metrics[name] = score(probs, test_y, ref)
+        val_probs, val_dom = runner.predict_outputs(val.x.astype(np.float32)) if val is not None else (None, None)
+        contracts[name] = contract.build(LABELS, crop, cfg.bundle, temperature, val_probs,
+                                         None if val is None else np.asarray(val.y), val_dom, cfg.domain.accept,
+                                         extra={"artifact": name})
+        _write_contract(path, contracts[name], cfg, with_domain)
         results[name] = {"bytes": path.stat().st_size, "sha256": android.sha256(path), "metrics": metrics[name].to_dict(),
-                         "input": _input_info(path), "eval_seconds": round(time.perf_counter() - t, 2)}
+                         "input": _input_info(path), "eval_seconds": round(time.perf_counter() - t, 2),
+                         "contract": {k: contracts[name][k] for k in ("operating_points", "domain")}}
+        if dom is not None and contracts[name]["domain"] is not None:
+            results[name]["test_domain_accepted"] = float((dom >= contracts[name]["domain"]["threshold"]).mean())
         log(f"{name}: accuracy {100 * metrics[name].accuracy:.2f}%, agreement {100 * metrics[name].agreement:.2f}%, "
-            f"max prob diff {metrics[name].max_prob_diff:.4f}, {path.stat().st_size / 1024:.0f} KiB")
+            f"max prob diff {metrics[name].max_prob_diff:.4f}, {path.stat().st_size / 1024:.0f} KiB"
+            + (f", test crops in domain {100 * results[name]['test_domain_accepted']:.2f}%"
+               if "test_domain_accepted" in results[name] else ""))
 
     failures = gate_failures(keras_metrics.accuracy, metrics, cfg.gate)
     int8 = out / "model_int8.tflite"
@@ -88,7 +125,7 @@ def run(model, manifest: str | Path, out_dir: str | Path, cfg: ConvertConfig = C
         "manifest": str(manifest), "split": "test", "n": metrics[int8.name].n,
         "accuracy": metrics[int8.name].accuracy, "agreement_with_keras": metrics[int8.name].agreement,
         "keras_accuracy": keras_metrics.accuracy, "confusion": metrics[int8.name].confusion,
-        "gate_passed": not any(f.startswith(int8.name) for f in failures)})
+        "gate_passed": not any(f.startswith(int8.name) for f in failures)}, contract=contracts[int8.name])
     rep = {
         "model": model_path, "command": command, "machine": describe(), "manifest": str(manifest),
         "config": cfg.to_dict(), "crop": crop.to_dict(), "tools": report.tool_versions(),
@@ -98,14 +135,44 @@ def run(model, manifest: str | Path, out_dir: str | Path, cfg: ConvertConfig = C
                                                                         ("selection", "seed", "io_type")}},
         "bias_correction": bc_info,
         "int8_float_layers": sel_info,
+        "domain": domain_info, "probability_calibration": calib_info,
         "artifacts": results, "gate_failures": failures,
     }
     report.write(rep, out)
     return Result(rep, failures, out)
 
 
+def _write_contract(path: Path, contract_dict: dict, cfg: ConvertConfig, with_domain: bool) -> None:
+    """Embed the artifact's contract: TFLite associated file (metadata re-packed) or ONNX props."""
+    if path.suffix == ".tflite":
+        files = {metadata.LABELS_FILE: metadata.labels_file(LABELS)}
+        if with_domain:
+            files[metadata.DOMAIN_LABELS_FILE] = metadata.DOMAIN_LABELS
+        meta = metadata.build_metadata(cfg.bundle, domain_output=with_domain)
+        path.write_bytes(contract.embed_tflite(path.read_bytes(), contract_dict, meta, files))
+    else:
+        contract.embed_onnx(path, contract_dict)
+
+
+def _calibration_report(probs: np.ndarray, y: np.ndarray, sources, temperature: float) -> dict:
+    """ECE and reliability tables on the test split before/after the folded temperature, per source.
+
+    "Before" is recovered from the calibrated probabilities (logits = T log p up to a constant)."""
+    from convert.temperature import reliability, softmax
+
+    logits = temperature * np.log(np.clip(probs.astype(np.float64), 1e-300, None))
+    before = softmax(logits, 1.0)
+    groups = {"all": np.ones(len(y), bool)}
+    if sources is not None:
+        src = np.asarray(sources)
+        groups.update({str(s): src == s for s in sorted(set(src.tolist()))})
+    return {"temperature": temperature, "split": "test", "per_source": {
+        g: {"n": int(m.sum()), "before": reliability(before[m], y[m]).to_dict(),
+            "after": reliability(probs[m], y[m]).to_dict()} for g, m in groups.items() if m.any()}}
+
+
 def _export_all(model, out: Path, cfg: ConvertConfig, calib_x: np.ndarray,
-                log) -> tuple[dict[str, Path], dict, dict]:
+                log, with_domain: bool = False) -> tuple[dict[str, Path], dict, dict]:
     """Write every artifact; TFLite files carry the metadata (float ones too: MediaPipe takes them).
 
     With ``cfg.quant.keep_float`` = K > 0 the K convs most sensitive to int8 weight rounding
@@ -122,7 +189,7 @@ def _export_all(model, out: Path, cfg: ConvertConfig, calib_x: np.ndarray,
         ranking = sensitivity.rank_convs(model, sensitivity.subset(calib_x, cfg.quant.sensitivity_images), log=log)
         kept_refs = ranking.top(cfg.quant.keep_float)
         sel_info["ranking"] = ranking.to_dict(top=10)
-    selective = bool(kept_refs or cfg.quant.denylisted_ops or cfg.quant.denylisted_nodes)
+    selective = bool(kept_refs or cfg.quant.denylisted_ops or cfg.quant.denylisted_nodes or cfg.quant.float_tail)
     int8_model, bc_info = model, {"applied": False}
     if cfg.quant.bias_correction:
         t = time.perf_counter()
@@ -152,14 +219,17 @@ def _export_all(model, out: Path, cfg: ConvertConfig, calib_x: np.ndarray,
                 floats = sensitivity.float_ops(flat)
                 sel_info.update(fully_integer=not floats, float_ops=floats)
             path = out / f"model_{variant}.tflite"
-            path.write_bytes(metadata.embed(flat, metadata.build_metadata(cfg.bundle), {metadata.LABELS_FILE: labels}))
+            files_ = {metadata.LABELS_FILE: labels, **({metadata.DOMAIN_LABELS_FILE: metadata.DOMAIN_LABELS}
+                                                       if with_domain else {})}
+            path.write_bytes(metadata.embed(flat, metadata.build_metadata(cfg.bundle, domain_output=with_domain), files_))
             files[path.name] = path
             log(f"{path.name}: converted in {time.perf_counter() - t:.1f}s")
         files["model.onnx"] = onnx_export.export_onnx(model, out / "model.onnx")
         if cfg.onnx_int8:
             fp32 = out / "model.onnx" if int8_model is model else onnx_export.export_onnx(int8_model,
                                                                                           Path(tmp) / "corrected.onnx")
-            files["model_int8.onnx"] = onnx_export.quantize_onnx_int8(fp32, out / "model_int8.onnx", calib_x)
+            files["model_int8.onnx"] = onnx_export.quantize_onnx_int8(fp32, out / "model_int8.onnx", calib_x,
+                                                                      keep_float=domain.TAIL_LAYERS if with_domain else ())
     return files, bc_info, sel_info
 
 

@@ -77,12 +77,19 @@ def selective_int8(conv, qcfg: QuantizationConfig, keep_float_layers: Sequence =
     conv._experimental_calibrate_only = True  # noqa: SLF001 - the debugger's own switch
     calibrated = conv.convert()
     kept = tflite_nodes(calibrated, keep_float_layers) if keep_float_layers else {}
-    nodes = list(dict.fromkeys([*qcfg.denylisted_nodes, *kept.values()]))
+    tail = []
+    if qcfg.float_tail:
+        from convert.domain import tail_node_names
+
+        tail = tail_node_names(calibrated)
+        if not tail:
+            raise ValueError("float_tail: no classifier/domain tail ops found in the calibrated model")
+    nodes = list(dict.fromkeys([*qcfg.denylisted_nodes, *kept.values(), *tail]))
     io = {"uint8": tf.uint8, "int8": tf.int8}[qcfg.io_type]
     quantized = tfl_convert.mlir_quantize(
         calibrated, fully_quantize=False,
         denylisted_ops=list(qcfg.denylisted_ops) or None, denylisted_nodes=nodes or None)
-    return bytes(util.modify_model_io_type(quantized, io, io)), kept
+    return bytes(util.modify_model_io_type(quantized, io, tf.float32 if qcfg.float_tail else io)), kept
 
 
 def input_quantization(tflite: bytes) -> tuple[str, tuple[float, int] | None]:

@@ -10,20 +10,29 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 import time
+import warnings
 
 import numpy as np
 
 from .config import LABELS, TUMOUR_INDEX, CropBox, CropConfig
+from .contract import Contract, load_contract
 from .crop import crop_image
 from .default_model import default_model
 from .image_io import DecodeConfig, load_image
-from .interpreter import DEFAULT_THREADS, Backend, TFLiteModel
+from .interpreter import DEFAULT_THREADS, Backend, ModelError, TFLiteModel
 from .selftest import check_scores, self_test
+
+#: The label of an answer the model must not give: the input is not like its training data.
+UNKNOWN = "unknown"
 
 
 class NonFiniteScoreError(ArithmeticError):
     """The model gave no valid probabilities for one image: that image gets an error, never
     a label (``argmax`` of NaN is 0, which would read as "no tumour")."""
+
+
+class NoContractWarning(UserWarning):
+    """The model carries no contract: it runs, but without a domain check (``in_domain`` absent)."""
 
 
 @dataclass(frozen=True)
@@ -44,8 +53,12 @@ class Timings:
 class Prediction:
     """One image's answer. ``score`` is the probability of a tumour (``LABELS[1]``).
 
-    ``box.fallback`` is True when no brain was found and the whole image was classified:
-    such an answer deserves a human look.
+    ``box.fallback`` is True when no brain was found (or the input is degenerate, see
+    ``crop.degenerate``): such an input is never in domain.
+    ``in_domain``: the model's domain check accepted the crop (``domain_score`` >= the threshold
+    in the model's contract); False for a degenerate input; None when the model carries no
+    contract or no domain output (then nothing says whether the answer may be trusted).
+    ``label`` is ``"unknown"`` whenever ``in_domain`` is False; the scores are still given.
     """
 
     path: str | None
@@ -54,6 +67,8 @@ class Prediction:
     scores: tuple[float, float]
     box: CropBox
     timings: Timings = field(compare=False)
+    in_domain: bool | None = None
+    domain_score: float | None = None
 
     @property
     def no_brain_found(self) -> bool:
@@ -69,6 +84,8 @@ class Prediction:
             "score_yes": round(self.scores[1], 6),
             "box": list(self.box.as_tuple()),
             "no_brain_found": self.box.fallback,
+            "in_domain": self.in_domain,
+            "domain_score": None if self.domain_score is None else round(self.domain_score, 6),
             **{k: round(v, 3) for k, v in asdict(self.timings).items() if k.endswith("_ms")},
             "num_threads": self.timings.num_threads,
             "error": None,
@@ -78,12 +95,22 @@ class Prediction:
 class Classifier:
     """Brain-tumour classifier over a TFLite model (float, int8 or uint8 input/output).
 
+    The model's contract (``edge_runtime.contract``, embedded in the file) supplies the crop,
+    the decision threshold of ``operating_point`` and the domain threshold; a model whose graph
+    does not match its contract is refused (:class:`~.contract.ContractError`). A model without
+    a contract (older releases, the test models) still runs, with a :class:`NoContractWarning`,
+    the given ``crop``, argmax decisions, and ``in_domain`` None: refusing it would break every
+    deployment of the earlier release at once, while the warning and the absent field say
+    plainly that nothing vouches for the input's domain.
+
     Args:
         model: ``.tflite`` path; ``None`` = the released model (see :mod:`.default_model`).
         num_threads: interpreter threads, fixed for the object's life (recorded in ``info``).
-        crop: the preprocessing contract; must be the one the model was trained with.
+        crop: the preprocessing for a model without a contract (with one, the contract's is used;
+            a different explicit ``crop`` is an error).
         backend: a specific :class:`~.interpreter.Backend`; default = first available.
         decode: decode limits and options; default: ``DecodeConfig(max_pixels=crop.max_pixels)``.
+        operating_point: ``default``, ``sensitivity`` or ``specificity`` (from the contract).
 
     Raises:
         ModelError: the model cannot be loaded, breaks the contract, or fails the self-test
@@ -92,34 +119,73 @@ class Classifier:
 
     def __init__(self, model: str | Path | None = None, num_threads: int = DEFAULT_THREADS,
                  crop: CropConfig = CropConfig(), backend: Backend | None = None,
-                 decode: DecodeConfig | None = None) -> None:
+                 decode: DecodeConfig | None = None, operating_point: str = "default") -> None:
+        path = Path(model) if model is not None else default_model()
+        self.contract: Contract | None = load_contract(path) if path.is_file() else None
+        self.operating_point = operating_point
+        if self.contract is None:
+            if path.is_file():
+                warnings.warn(NoContractWarning(
+                    f"{path}: the model carries no contract (contract.json): running WITHOUT a domain check "
+                    "(in_domain is absent), with default crop parameters and argmax decisions"), stacklevel=2)
+            if operating_point != "default":
+                raise ValueError(f"operating point {operating_point!r} needs a model with a contract; {path} has none")
+            self.threshold = None
+        else:
+            if crop != CropConfig() and crop != self.contract.crop:
+                raise ValueError(f"{path}: crop {crop} differs from the model's contract {self.contract.crop}")
+            if tuple(self.contract.labels) != LABELS:
+                raise ModelError(path, f"contract labels {self.contract.labels} are not {LABELS}")
+            crop = self.contract.crop
+            self.threshold = self.contract.threshold(operating_point)
         self.crop = crop
+        self.model = TFLiteModel(path, num_threads, backend, crop.size)
+        if self.contract is not None and self.contract.domain_threshold is not None and not self.model.has_domain_output:
+            raise ModelError(path, "the contract has a domain threshold but the model has no domain output")
         self.decode = decode or DecodeConfig(max_pixels=crop.max_pixels)
-        self.model = TFLiteModel(model if model is not None else default_model(), num_threads, backend, crop.size)
         self_test(self.model, crop.size)
 
     @property
     def info(self) -> dict:
-        return {**self.model.describe(), "crop_fingerprint": self.crop.fingerprint()}
+        return {**self.model.describe(), "crop_fingerprint": self.crop.fingerprint(),
+                "contract": None if self.contract is None else {
+                    "graph_sha256": self.contract.graph_sha256, "operating_point": self.operating_point,
+                    "threshold": self.threshold, "domain_threshold": self.contract.domain_threshold}}
+
+    def _in_domain(self, box: CropBox, domain_score: float | None) -> bool | None:
+        if box.fallback:
+            return False  # degenerate or no brain: never in domain, with or without a contract
+        if self.contract is None or self.contract.domain_threshold is None or domain_score is None:
+            return None
+        return bool(domain_score >= self.contract.domain_threshold)
 
     def classify_array(self, rgb: np.ndarray, path: str | None = None, decode_ms: float = 0.0) -> Prediction:
         """Classify an already decoded ``H x W x 3`` uint8 RGB image."""
         t0 = time.perf_counter()
         image, box = crop_image(rgb, self.crop)
         t1 = time.perf_counter()
-        scores = self.model.scores(image)
+        scores, domain_score = self.model.run(image)
         t2 = time.perf_counter()
         problem = check_scores(scores)
         if problem:
             raise NonFiniteScoreError(f"model output unusable for this image: {problem}")
         s = (float(scores[0]), float(scores[1]))
+        in_domain = self._in_domain(box, domain_score)
+        if in_domain is False:
+            label = UNKNOWN
+        elif self.threshold is None:
+            label = LABELS[int(np.argmax(scores))]
+        else:
+            label = LABELS[TUMOUR_INDEX] if s[TUMOUR_INDEX] >= self.threshold else LABELS[1 - TUMOUR_INDEX]
         return Prediction(
             path=path,
-            label=LABELS[int(np.argmax(scores))],
+            label=label,
             score=s[TUMOUR_INDEX],
             scores=s,
             box=box,
             timings=Timings(decode_ms, (t1 - t0) * 1e3, (t2 - t1) * 1e3, self.model.num_threads),
+            in_domain=in_domain,
+            domain_score=domain_score,
         )
 
     def classify(self, path: str | Path) -> Prediction:

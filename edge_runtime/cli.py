@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"interpreter threads (default {DEFAULT_THREADS})")
     common.add_argument("--backend", choices=["ai-edge-litert", "tflite-runtime", "tensorflow"],
                         help="force a TFLite backend (default: first available in that order)")
+    common.add_argument("--operating-point", choices=["default", "sensitivity", "specificity"], default="default",
+                        help="decision threshold from the model's contract: default, >= 99%% sensitivity or "
+                             ">= 99%% specificity on validation")
     parser = argparse.ArgumentParser(prog="br35h-edge", description="BR35H brain-tumour classifier for edge devices.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -97,7 +100,8 @@ def _classifier(args: argparse.Namespace) -> Classifier:
     decode = None
     if hasattr(args, "memory_budget_mb"):
         decode = DecodeConfig(memory_budget_mb=args.memory_budget_mb, draft=args.draft)
-    return Classifier(args.model, num_threads=args.threads, backend=backend, decode=decode)
+    return Classifier(args.model, num_threads=args.threads, backend=backend, decode=decode,
+                      operating_point=getattr(args, "operating_point", "default"))
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -113,7 +117,14 @@ def _predict(args: argparse.Namespace) -> int:
         out = AtomicOutput(args.output)  # locked from here on; nothing replaced until the end
     try:
         clf = _classifier(args)
-        records = (classify_record(clf, p) for p in found.files)
+        unknown = 0
+
+        def counted(rec: dict) -> dict:
+            nonlocal unknown
+            unknown += rec.get("label") == "unknown"
+            return rec
+
+        records = (counted(classify_record(clf, p)) for p in found.files)
         ok, failed = write_records(records, args.format, out.stream if out else sys.stdout)
     except BaseException:
         if out:
@@ -124,8 +135,9 @@ def _predict(args: argparse.Namespace) -> int:
         raise
     if out:
         out.commit()
-    print(f"{ok} classified, {failed} failed ({clf.model.backend.name}, {clf.model.num_threads} threads, "
-          f"model {clf.model.path})", file=sys.stderr)
+    print(f"{ok} classified, {failed} failed; {unknown} of the classified answered 'unknown' (out of domain or "
+          f"no brain found) ({clf.model.backend.name}, {clf.model.num_threads} threads, model {clf.model.path})",
+          file=sys.stderr)
     return 1 if failed or found.empty else 0
 
 

@@ -89,7 +89,8 @@ class TFLiteModel:
     """One loaded ``.tflite`` with a fixed thread count; ``scores(image)`` runs it once.
 
     The contract checked at load: one input of shape (1, size, size, 3), one output of 2 class
-    scores. A mismatch raises :class:`ModelError` before the first image is read.
+    scores, and optionally a second output of 1 value, the domain score (told apart by shape,
+    not position). A mismatch raises :class:`ModelError` before the first image is read.
     """
 
     def __init__(self, path: str | Path, num_threads: int = DEFAULT_THREADS, backend: Backend | None = None,
@@ -107,17 +108,20 @@ class TFLiteModel:
         except (ValueError, RuntimeError) as exc:
             raise ModelError(self.path, f"not a valid TFLite model ({exc})") from exc
         inputs, outputs = self._interp.get_input_details(), self._interp.get_output_details()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelError(self.path, f"expected 1 input and 1 output, got {len(inputs)} and {len(outputs)}")
-        self._in, self._out = inputs[0], outputs[0]
+        sizes = [int(np.prod(o["shape"])) for o in outputs]
+        if len(inputs) != 1 or sorted(sizes) not in ([2], [1, 2]):
+            raise ModelError(self.path, f"expected 1 input and 1 output of 2 class scores (plus optionally a 1-value "
+                                        f"domain score), got {len(inputs)} input(s) and outputs of sizes {sizes}")
+        self._in, self._out = inputs[0], outputs[sizes.index(2)]
+        self._dom = outputs[sizes.index(1)] if 1 in sizes else None
         want = (1, size, size, 3)
         if tuple(self._in["shape"]) != want:
             raise ModelError(self.path, f"input shape {tuple(map(int, self._in['shape']))} does not match {want} (NHWC RGB)")
-        if int(np.prod(self._out["shape"])) != 2:
-            raise ModelError(self.path, f"output shape {tuple(map(int, self._out['shape']))} is not 2 class scores")
         self.input_dtype = np.dtype(self._in["dtype"])
         self.input_quant = Quantization(float(self._in["quantization"][0]), int(self._in["quantization"][1]))
         self.output_quant = Quantization(float(self._out["quantization"][0]), int(self._out["quantization"][1]))
+        self.domain_quant = (None if self._dom is None else
+                             Quantization(float(self._dom["quantization"][0]), int(self._dom["quantization"][1])))
         if self.input_dtype.kind in "iu" and not self.input_quant.is_quantized:
             raise ModelError(self.path, f"integer input {self.input_dtype} without quantization parameters")
 
@@ -130,13 +134,23 @@ class TFLiteModel:
         info = np.iinfo(self.input_dtype)
         return np.clip(np.round(x / q.scale + q.zero_point), info.min, info.max).astype(self.input_dtype)
 
+    @property
+    def has_domain_output(self) -> bool:
+        return self._dom is not None
+
     def scores(self, image: np.ndarray) -> np.ndarray:
         """Two float class scores for one ``size x size x 3`` uint8 RGB image."""
+        return self.run(image)[0]
+
+    def run(self, image: np.ndarray) -> tuple[np.ndarray, float | None]:
+        """Class scores and the domain score (None without a domain output) from one invoke."""
         self._interp.set_tensor(self._in["index"], self._quantize(image))
         self._interp.invoke()
         raw = self._interp.get_tensor(self._out["index"]).reshape(-1)
-        q = self.output_quant
-        return (raw.astype(np.float32) - q.zero_point) * q.scale if q.is_quantized else raw.astype(np.float32)
+        probs = _dequantize(raw, self.output_quant)
+        if self._dom is None:
+            return probs, None
+        return probs, float(_dequantize(self._interp.get_tensor(self._dom["index"]).reshape(-1), self.domain_quant)[0])
 
     def describe(self) -> dict:
         """What goes next to every timing: model, backend, threads, tensor types."""
@@ -149,3 +163,7 @@ class TFLiteModel:
             "input_quantization": [self.input_quant.scale, self.input_quant.zero_point],
             "output_quantization": [self.output_quant.scale, self.output_quant.zero_point],
         }
+
+
+def _dequantize(raw: np.ndarray, q: Quantization) -> np.ndarray:
+    return (raw.astype(np.float32) - q.zero_point) * q.scale if q.is_quantized else raw.astype(np.float32)

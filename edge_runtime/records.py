@@ -1,10 +1,12 @@
 """Result records and their three output formats; appending them so readers never see half a line.
 
 A record is a flat dict (``Prediction.to_record()`` or :func:`error_record`): ``path``,
-``path_bytes_b64`` (see :mod:`.names`), ``label`` (``yes``/``no``), ``score`` (probability of
-tumour) and ``error`` always present. Every failure of one file, whatever its exception type
-(MemoryError included), becomes that file's error record: one bad file never stops a batch.
-Output is always valid: JSON never holds NaN/Infinity, text is always encodable UTF-8.
+``path_bytes_b64`` (see :mod:`.names`), ``label`` (``yes``/``no``, or ``unknown`` when
+``in_domain`` is false), ``score`` (probability of tumour) and ``error`` always present;
+predictions add ``in_domain`` (true/false, null without a model contract) and ``domain_score``.
+Every failure of one file, whatever its exception type (MemoryError included), becomes that
+file's error record: one bad file never stops a batch. Output is always valid: JSON never holds
+NaN/Infinity, text is always encodable UTF-8.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from .classifier import Classifier
 from .image_io import ImageDecodeError
 from .names import display, path_fields
 
-CSV_FIELDS = ("path", "label", "score", "score_no", "score_yes", "box", "no_brain_found",
+CSV_FIELDS = ("path", "label", "score", "score_no", "score_yes", "box", "no_brain_found", "in_domain", "domain_score",
               "decode_ms", "preprocess_ms", "inference_ms", "num_threads", "error")
 CSV_FIELDS += ("path_bytes_b64",)  # the exact name when ``path`` had to be escaped
 FORMATS = ("table", "jsonl", "csv")
@@ -76,17 +78,21 @@ def format_csv(record: dict, header: bool = False, fields: tuple[str, ...] = CSV
 
 def format_table_row(record: dict) -> str:
     if record["error"] or not math.isfinite(record["score"]):
-        return f"{'ERROR':5}  {'':>6}  {_clean(record['path'])}: {_clean(record['error'] or 'non-finite score')}\n"
-    note = "  (no brain found: whole image classified)" if record.get("no_brain_found") else ""
+        return f"{'ERROR':7}  {'':>6}  {_clean(record['path'])}: {_clean(record['error'] or 'non-finite score')}\n"
+    note = ""
+    if record.get("no_brain_found"):
+        note = "  (no brain found or degenerate input: not assessable)"
+    elif record.get("in_domain") is False:
+        note = f"  (out of domain: domain score {record['domain_score']:.4f} below the model's threshold)"
     ms = record["decode_ms"] + record["preprocess_ms"] + record["inference_ms"]
-    return f"{record['label']:5}  {record['score']:6.4f}  {_clean(record['path'])}  [{ms:.1f} ms]{note}\n"
+    return f"{record['label']:7}  {record['score']:6.4f}  {_clean(record['path'])}  [{ms:.1f} ms]{note}\n"
 
 
 def write_records(records: Iterable[dict], fmt: str, stream: TextIO) -> tuple[int, int]:
     """Stream records as they come; returns ``(n_ok, n_failed)``."""
     ok = failed = 0
     if fmt == "table":
-        stream.write(f"{'label':5}  {'score':>6}  path\n")
+        stream.write(f"{'label':7}  {'score':>6}  path\n")
     for i, rec in enumerate(records):
         if fmt == "jsonl":
             stream.write(format_jsonl(rec))

@@ -91,7 +91,9 @@ def test_one_pixel_image(tmp_path, clf):
 def test_black_image_classifies_whole_image_and_flags_it(tmp_path, clf):
     pred = clf.classify(_save(tmp_path, Image.new("RGB", (64, 48)), "black.png"))
     assert pred.no_brain_found and pred.box.as_tuple() == (0, 0, 64, 48)
-    assert pred.label in ("yes", "no") and pred.to_record()["no_brain_found"] is True
+    # scores are still reported, but no answer: a flagged input is never in domain
+    assert pred.label == "unknown" and pred.in_domain is False and 0 <= pred.score <= 1
+    assert pred.to_record()["no_brain_found"] is True and pred.to_record()["in_domain"] is False
 
 
 def test_enormous_image_is_refused_before_decoding(tmp_path, clf):

@@ -33,8 +33,10 @@ def test_crop_of_any_array_is_valid_and_mask_exact(rgb):
     assert 0 <= box.left < box.right <= w and 0 <= box.top < box.bottom <= h
     mask = npc.brain_mask(rgb, CFG)
     assert np.array_equal(mask, crop_cv.brain_mask(rgb, CFG) > 0)
-    assert box.fallback == (not mask.any())
-    if not box.fallback:  # the box always holds foreground on each of its edges
+    found = npc.find_box(rgb, CFG)  # the crop keeps this box; a degenerate input only gets the flag
+    assert box.as_tuple() == found.as_tuple() and found.fallback == (not mask.any())
+    assert box.fallback == (found.fallback or npc.degenerate(rgb, found, CFG) is not None)
+    if not found.fallback:  # the box always holds foreground on each of its edges
         inner = mask[box.top : box.bottom, box.left : box.right]
         assert inner[0].any() and inner[-1].any() and inner[:, 0].any() and inner[:, -1].any()
 
