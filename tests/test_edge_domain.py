@@ -118,7 +118,8 @@ def test_tampered_graph_is_refused(tmp_path):
     bad.write_bytes(bytes(data))
     with pytest.raises(ContractError, match="altered"):
         Classifier(bad, 1)
-    assert cli.main(["predict", "--model", str(bad), str(tmp_path)]) == 2
+    Image.fromarray(synthetic_mri((200, 180), seed=3)).save(tmp_path / "slice.png")
+    assert cli.main(["predict", "--model", str(bad), str(tmp_path / "slice.png")]) == 2
 
 
 def test_truncated_or_swapped_graph_is_refused(tmp_path):

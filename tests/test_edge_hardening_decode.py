@@ -173,7 +173,7 @@ def test_predict_batch_goes_on_after_any_failure(tmp_path, capsys, monkeypatch):
 def test_non_finite_scores_become_error_records_never_labels(tmp_path, clf, monkeypatch):
     path = tmp_path / "a.png"
     Image.fromarray(synthetic_mri(seed=1)).save(path)
-    monkeypatch.setattr(clf.model, "scores", lambda image: np.array([np.nan, np.nan], np.float32))
+    monkeypatch.setattr(clf.model, "run", lambda image: (np.array([np.nan, np.nan], np.float32), None))
     rec = classify_record(clf, path)
     assert rec["label"] is None and "non-finite score" in rec["error"]
     _strict_json(format_jsonl(rec))
