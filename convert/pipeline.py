@@ -73,16 +73,24 @@ def run(model, manifest: str | Path, out_dir: str | Path, cfg: ConvertConfig = C
     files, bc_info, sel_info = _export_all(model, out, cfg, calib_x, log)
     results: dict[str, dict] = {}
     metrics: dict[str, Metrics] = {}
+    probs: dict[str, np.ndarray] = {}
     for name, path in files.items():
         t = time.perf_counter()
-        probs = open_artifact(path, cfg.num_threads).predict(test_x)
-        metrics[name] = score(probs, test_y, ref)
+        probs[name] = open_artifact(path, cfg.num_threads).predict(test_x)
+        metrics[name] = score(probs[name], test_y, ref)
         results[name] = {"bytes": path.stat().st_size, "sha256": android.sha256(path), "metrics": metrics[name].to_dict(),
                          "input": _input_info(path), "eval_seconds": round(time.perf_counter() - t, 2)}
         log(f"{name}: accuracy {100 * metrics[name].accuracy:.2f}%, agreement {100 * metrics[name].agreement:.2f}%, "
             f"max prob diff {metrics[name].max_prob_diff:.4f}, {path.stat().st_size / 1024:.0f} KiB")
 
-    failures = gate_failures(keras_metrics.accuracy, metrics, cfg.gate)
+    gated = dict(metrics)
+    if "model_int8.onnx" in files:
+        exact, results["model_int8.onnx"]["isa_check"] = _onnx_isa_check(files["model_int8.onnx"], probs["model_int8.onnx"],
+                                                                         test_x, test_y, ref, cfg.num_threads)
+        gated[EXACT_ONNX] = exact
+        log(f"{EXACT_ONNX}: accuracy {100 * exact.accuracy:.2f}%, "
+            f"largest change vs this CPU's kernels {results['model_int8.onnx']['isa_check']['max_prob_diff_vs_native']:.4f}")
+    failures = gate_failures(keras_metrics.accuracy, gated, cfg.gate)
     int8 = out / "model_int8.tflite"
     android.write_bundle(out / "android", int8.read_bytes(), LABELS, cfg.bundle, crop, evaluation={
         "manifest": str(manifest), "split": "test", "n": metrics[int8.name].n,
@@ -159,8 +167,25 @@ def _export_all(model, out: Path, cfg: ConvertConfig, calib_x: np.ndarray,
         if cfg.onnx_int8:
             fp32 = out / "model.onnx" if int8_model is model else onnx_export.export_onnx(int8_model,
                                                                                           Path(tmp) / "corrected.onnx")
-            files["model_int8.onnx"] = onnx_export.quantize_onnx_int8(fp32, out / "model_int8.onnx", calib_x)
+            files["model_int8.onnx"] = onnx_export.quantize_onnx_int8(fp32, out / "model_int8.onnx", calib_x,
+                                                                      cfg.onnx_recipe)
     return files, bc_info, sel_info
+
+
+#: The ONNX int8 artifact again with exact int32 accumulation: what a VNNI CPU computes. The gate
+#: checks both, so the release holds whichever x86 level runs it (on a VNNI CPU the two are equal).
+EXACT_ONNX = "model_int8.onnx (exact int32 kernels)"
+
+
+def _onnx_isa_check(path: Path, native: np.ndarray, x: np.ndarray, y: np.ndarray, ref: np.ndarray,
+                    threads: int | None) -> tuple[Metrics, dict]:
+    """Metrics of ``path`` under exact int32 accumulation and how far this CPU's kernels (``native``
+    probabilities) are from it."""
+    exact = onnx_export.predict(onnx_export.session(path, "exact", threads), x)
+    m = score(exact, y, ref)
+    return m, {"kernel": "exact", "metrics": m.to_dict(),
+               "max_prob_diff_vs_native": float(np.abs(native - exact).max()),
+               "class_changes_vs_native": int((native.argmax(1) != exact.argmax(1)).sum())}
 
 
 def _input_info(path: Path) -> dict:
