@@ -150,7 +150,8 @@ def recommend(rows: list[dict]) -> tuple[dict, str]:
 
 def compare(paths: list[Path], image: Path | None, threads: int, cfg: BenchConfig = BenchConfig(),
             backend=None) -> dict:
-    """Median inference of every artifact in ``paths`` on the same crop, in one run, and which to use.
+    """Median inference of every artifact in ``paths`` on the same crop, interleaved in one run, and
+    which to use.
 
     ``.tflite`` files run in the TFLite interpreter (XNNPACK), ``.onnx`` files in onnxruntime when it
     is installed (skipped with the reason otherwise). The choice: the fastest, except that the int8
@@ -166,7 +167,7 @@ def compare(paths: list[Path], image: Path | None, threads: int, cfg: BenchConfi
     rgb = load_rgb(image, crop_cfg.max_pixels) if image else synthetic_slice()
     cropped, _ = crop_image(rgb, crop_cfg)
     load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
-    rows, skipped = [], []
+    rows, skipped, runners = [], [], []
     for path in _distinct(paths):
         if path.suffix == ".onnx":
             run = _onnx_runner(path, threads)
@@ -177,9 +178,22 @@ def compare(paths: list[Path], image: Path | None, threads: int, cfg: BenchConfi
         else:
             clf = Classifier(path, num_threads=threads, backend=backend)
             run, runtime = clf.model.scores, f"{clf.model.backend.name} {clf.model.backend.version}"
-        ms = _time(lambda: run(cropped), cfg)
+        runners.append(run)
         rows.append({"artifact": str(path), "name": path.name, "runtime": runtime, "bytes": path.stat().st_size,
-                     "accuracy": _artifact_accuracy(path), "inference": summarize(ms)})
+                     "accuracy": _artifact_accuracy(path)})
+    # Interleaved rounds (each artifact once per round): on a shared machine every artifact then
+    # sees the same load, so the ratios hold even when the absolute times drift.
+    for run in runners:
+        for _ in range(cfg.warmup):
+            run(cropped)
+    ms = np.empty((len(runners), cfg.runs))
+    for i in range(cfg.runs):
+        for j, run in enumerate(runners):
+            t0 = time.perf_counter()
+            run(cropped)
+            ms[j, i] = (time.perf_counter() - t0) * 1e3
+    for row, sample in zip(rows, ms):
+        row["inference"] = summarize(sample)
     if not rows:
         raise ValueError("no artifact could be run: " + "; ".join(f"{s['artifact']}: {s['reason']}" for s in skipped))
     choice, why = recommend(rows)
