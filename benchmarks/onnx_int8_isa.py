@@ -26,15 +26,16 @@ import time
 import numpy as np
 
 from convert import calibration
-from convert.config import DEFAULT_ONNX_RECIPE, FULL_RANGE_ONNX_RECIPE, OnnxInt8Recipe, QuantizationConfig
+from convert.config import (DEFAULT_ONNX_RECIPE, FULL_RANGE_ONNX_RECIPE, REDUCE_RANGE_ONNX_RECIPE, OnnxInt8Recipe,
+                            QuantizationConfig)
 from convert.evaluate import score
 from convert.onnx_export import KERNEL_SESSION_CONFIG, predict, quantize_onnx_int8, session
 from edge_runtime.machine import describe, machine_info
 
 RECIPES: dict[str, OnnxInt8Recipe] = {
-    "full-range s8s8 QDQ (before)": FULL_RANGE_ONNX_RECIPE,
-    "reduce-range s8s8 QDQ (shipped)": DEFAULT_ONNX_RECIPE,
-    "u8u8 QDQ": OnnxInt8Recipe(activation_type="uint8", weight_type="uint8", reduce_range=False),
+    "int8 x int8, full range (before)": FULL_RANGE_ONNX_RECIPE,
+    "int8 x int8, reduce_range (7-bit weights)": REDUCE_RANGE_ONNX_RECIPE,
+    "uint8 x uint8 (shipped)": DEFAULT_ONNX_RECIPE,
 }
 
 
