@@ -100,17 +100,24 @@ def nominal_peak(info: dict) -> Peak | None:
     return None
 
 
+#: peak.c mode per instruction set: (required flag, argument, what it runs).
+PEAK_MODES = (("avx512_vnni", "vnni", "VPDPBUSD zmm / VFMADD231PS zmm"),
+              ("avx2", "avx2", "VPMADDWD ymm (int8 widened to 16 bits, XNNPACK's exact AVX2 path) / VFMADD231PS ymm"))
+
+
 def measured_peak(info: dict) -> Peak | None:
-    """Compile and run :data:`PEAK_SOURCE`; None without a compiler or AVX-512 VNNI."""
+    """Compile and run :data:`PEAK_SOURCE` in the mode of this CPU's best instruction set; None
+    without a compiler or on a CPU with neither AVX-512 VNNI nor AVX2."""
     cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None or "avx512_vnni" not in info["flags"]:
+    mode = next(((arg, what) for flag, arg, what in PEAK_MODES if flag in info["flags"]), None)
+    if cc is None or mode is None:
         return None
     with tempfile.TemporaryDirectory() as tmp:
         exe = Path(tmp) / "peak"
         subprocess.run([cc, "-O2", str(PEAK_SOURCE), "-o", str(exe)], check=True, capture_output=True)
-        out = json.loads(subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout)
+        out = json.loads(subprocess.run([str(exe), mode[0]], check=True, capture_output=True, text=True).stdout)
     return Peak(out["int8_gmacs"], out["fp32_gmacs"],
-                "measured: benchmarks/peak.c, best of 20 passes of 12 independent VPDPBUSD zmm / VFMADD231PS zmm chains, 1 core")
+                f"measured: benchmarks/peak.c {mode[0]}, best of 20 passes of 12 independent {mode[1]} chains, 1 core")
 
 
 def floor(model: Path, measure: bool = True) -> dict:
@@ -120,7 +127,11 @@ def floor(model: Path, measure: bool = True) -> dict:
     peaks = {k: p for k, p in (("measured", measured_peak(info) if measure else None), ("nominal", nominal_peak(info)))
              if p is not None}
     cores = os.cpu_count() or 1
-    result = {"model": str(model), "macs": macs, "cores": cores, "cpu_mhz_reported": info["mhz"], "peaks": {}}
+    from edge_runtime.machine import isa_level, vector_features
+
+    features = vector_features("flags: " + " ".join(info["flags"]))
+    result = {"model": str(model), "macs": macs, "cores": cores, "cpu_mhz_reported": info["mhz"],
+              "vector_features": features, "isa_level": isa_level(features), "peaks": {}}
     for kind, p in peaks.items():
         result["peaks"][kind] = {
             **asdict(p),

@@ -113,7 +113,9 @@ def markdown(latency: dict | None, accuracy: dict | None, floor: dict | None, co
     if latency:
         mi = latency["machine_info"]
         b = mi.get("br35h", {})
-        lines += [f"Machine: **{b.get('cpu', mi.get('cpu', {}).get('brand_raw'))}**, {b.get('cores')} cores, {b.get('os')}, "
+        isa = (f" ({b.get('isa_level')}: {' '.join(b['vector_features'])})" if "vector_features" in b
+               else " (vector features not recorded)")
+        lines += [f"Machine: **{b.get('cpu', mi.get('cpu', {}).get('brand_raw'))}**{isa}, {b.get('cores')} cores, {b.get('os')}, "
                   f"Python {b.get('python')}; run {latency['datetime']}. Load average at start: "
                   f"{', '.join(f'{v:.2f}' for v in b.get('loadavg_start', []))} (1/5/15 min).  ",
                   "Versions: " + ", ".join(f"{k} {v}" for k, v in b.get("versions", {}).items()), ""]
@@ -157,7 +159,7 @@ def markdown(latency: dict | None, accuracy: dict | None, floor: dict | None, co
         lines += ["## Vector-unit floor", "", f"MACs per image, counted from `{Path(floor['model']).name}`'s graph: "
                   f"conv {m['CONV_2D'] / 1e6:.1f} M + depthwise {m['DEPTHWISE_CONV_2D'] / 1e6:.1f} M + fully connected "
                   f"{m['FULLY_CONNECTED'] / 1e6:.1f} M = **{m['total'] / 1e6:.1f} M**. Reported clock {floor['cpu_mhz_reported']} MHz, "
-                  f"{floor['cores']} cores.", "", "| peak | int8 GMAC/s/core | fp32 GFMA/s/core | int8 floor 1 core | all cores | fp32 floor 1 core | source |",
+                  f"{floor['cores']} cores; {floor.get('isa_level', 'vector level not recorded')}.", "", "| peak | int8 GMAC/s/core | fp32 GFMA/s/core | int8 floor 1 core | all cores | fp32 floor 1 core | source |",
                   "|---|---:|---:|---:|---:|---:|---|"]
         for kind, p in floor["peaks"].items():
             lines.append(f"| {kind} | {p['int8_gmacs']:.1f} | {p['fp32_gmacs']:.1f} | {m['total'] / 1e6:.1f} M / {p['int8_gmacs']:.1f} G = "

@@ -92,6 +92,35 @@ class QuantizationConfig:
 
 
 @dataclass(frozen=True)
+class OnnxInt8Recipe:
+    """How the ONNX int8 twin is quantized (onnxruntime ``quantize_static``): format, tensor types,
+    weight range, per-channel weights. uint8 activations and uint8 weights are the default because
+    onnxruntime's x86 kernels without VNNI add uint8 x int8 pairs in saturating int16, so int8
+    weights at full range make the result depend on the CPU; uint8 x uint8 goes through 16-bit
+    products summed in int32 on every level (``convert.onnx_export``). Measured on the released
+    model in reports/convert/onnx_int8_isa.md: full range int8 lost 4 test images on an AVX2 CPU,
+    7-bit int8 weights (``reduce_range``) are CPU-independent but flip one image hard, uint8 x uint8
+    is CPU-independent and agrees with float32 on every test image."""
+
+    quant_format: Literal["QDQ", "QOperator"] = "QDQ"
+    activation_type: Literal["int8", "uint8"] = "uint8"
+    weight_type: Literal["int8", "uint8"] = "uint8"
+    reduce_range: bool = False
+    per_channel: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+#: The shipped recipe: the same answers on every x86 level (see the class docstring).
+DEFAULT_ONNX_RECIPE = OnnxInt8Recipe()
+#: The recipe before: int8 activations and full-range int8 weights, whose result depends on VNNI.
+FULL_RANGE_ONNX_RECIPE = OnnxInt8Recipe(activation_type="int8", weight_type="int8")
+#: The other CPU-independent recipe measured: int8 with 7-bit weights.
+REDUCE_RANGE_ONNX_RECIPE = OnnxInt8Recipe(activation_type="int8", weight_type="int8", reduce_range=True)
+
+
+@dataclass(frozen=True)
 class GateConfig:
     """When an artifact fails: accuracy more than ``tolerance`` points below the Keras model,
     or (paper protocol only) below ``paper_accuracy`` minus ``paper_tolerance`` points."""
@@ -134,6 +163,7 @@ class ConvertConfig:
     gate: GateConfig = GateConfig()
     bundle: BundleInfo = BundleInfo()
     onnx_int8: bool = True
+    onnx_recipe: OnnxInt8Recipe = DEFAULT_ONNX_RECIPE
     num_threads: int | None = None  # runtimes' threads when evaluating; None = their default
     # In-model domain check + temperature + contract thresholds, all chosen on the val split:
     # "auto" = when the manifest has val rows, "on" = required, "off" = plain classifier.

@@ -99,11 +99,12 @@ def run(model, manifest: str | Path, out_dir: str | Path, cfg: ConvertConfig = C
     results: dict[str, dict] = {}
     metrics: dict[str, Metrics] = {}
     contracts: dict[str, dict] = {}
+    probs: dict[str, np.ndarray] = {}
     for name, path in files.items():
         t = time.perf_counter()
         runner = open_artifact(path, cfg.num_threads)
-        probs, dom = runner.predict_outputs(test_x)
-        metrics[name] = score(probs, test_y, ref)
+        probs[name], dom = runner.predict_outputs(test_x)
+        metrics[name] = score(probs[name], test_y, ref)
         val_probs, val_dom = runner.predict_outputs(val.x.astype(np.float32)) if val is not None else (None, None)
         contracts[name] = contract.build(LABELS, crop, cfg.bundle, temperature, val_probs,
                                          None if val is None else np.asarray(val.y), val_dom, cfg.domain.accept,
@@ -119,7 +120,14 @@ def run(model, manifest: str | Path, out_dir: str | Path, cfg: ConvertConfig = C
             + (f", test crops in domain {100 * results[name]['test_domain_accepted']:.2f}%"
                if "test_domain_accepted" in results[name] else ""))
 
-    failures = gate_failures(keras_metrics.accuracy, metrics, cfg.gate)
+    gated = dict(metrics)
+    if "model_int8.onnx" in files:
+        exact, results["model_int8.onnx"]["isa_check"] = _onnx_isa_check(files["model_int8.onnx"], probs["model_int8.onnx"],
+                                                                         test_x, test_y, ref, cfg.num_threads)
+        gated[EXACT_ONNX] = exact
+        log(f"{EXACT_ONNX}: accuracy {100 * exact.accuracy:.2f}%, "
+            f"largest change vs this CPU's kernels {results['model_int8.onnx']['isa_check']['max_prob_diff_vs_native']:.4f}")
+    failures = gate_failures(keras_metrics.accuracy, gated, cfg.gate)
     int8 = out / "model_int8.tflite"
     android.write_bundle(out / "android", int8.read_bytes(), LABELS, cfg.bundle, crop, evaluation={
         "manifest": str(manifest), "split": "test", "n": metrics[int8.name].n,
@@ -229,8 +237,25 @@ def _export_all(model, out: Path, cfg: ConvertConfig, calib_x: np.ndarray,
             fp32 = out / "model.onnx" if int8_model is model else onnx_export.export_onnx(int8_model,
                                                                                           Path(tmp) / "corrected.onnx")
             files["model_int8.onnx"] = onnx_export.quantize_onnx_int8(fp32, out / "model_int8.onnx", calib_x,
+                                                                      cfg.onnx_recipe,
                                                                       keep_float=domain.TAIL_LAYERS if with_domain else ())
     return files, bc_info, sel_info
+
+
+#: The ONNX int8 artifact again with exact int32 accumulation: what a VNNI CPU computes. The gate
+#: checks both, so the release holds whichever x86 level runs it (on a VNNI CPU the two are equal).
+EXACT_ONNX = "model_int8.onnx (exact int32 kernels)"
+
+
+def _onnx_isa_check(path: Path, native: np.ndarray, x: np.ndarray, y: np.ndarray, ref: np.ndarray,
+                    threads: int | None) -> tuple[Metrics, dict]:
+    """Metrics of ``path`` under exact int32 accumulation and how far this CPU's kernels (``native``
+    probabilities) are from it."""
+    exact = onnx_export.predict(onnx_export.session(path, "exact", threads), x)
+    m = score(exact, y, ref)
+    return m, {"kernel": "exact", "metrics": m.to_dict(),
+               "max_prob_diff_vs_native": float(np.abs(native - exact).max()),
+               "class_changes_vs_native": int((native.argmax(1) != exact.argmax(1)).sum())}
 
 
 def _input_info(path: Path) -> dict:

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 import sys
 
-from .bench import BenchConfig, bench
+from .bench import BenchConfig, bench, compare
 from .classifier import Classifier
 from .default_model import ModelNotFoundError
 from . import evaluate as evaluate_cmd
@@ -79,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--runs", type=int, default=BenchConfig.runs)
     b.add_argument("--warmup", type=int, default=BenchConfig.warmup)
     b.add_argument("--json", type=Path, help="also write the full result as JSON here")
+    b.add_argument("--compare", nargs="*", type=Path, metavar="PATH",
+                   help="time every artifact (.tflite; .onnx if onnxruntime is installed) in these files/folders "
+                        "(none given: the released model's folder) in one run and say which to use here")
 
     w = sub.add_parser("watch", parents=[common], help="classify every new image in a folder, append to a log")
     w.add_argument("folder", type=Path)
@@ -141,13 +144,38 @@ def _predict(args: argparse.Namespace) -> int:
     return 1 if failed or found.empty else 0
 
 
+def _compare(args: argparse.Namespace, clf: Classifier) -> int:
+    from .default_model import candidates
+
+    places = args.compare or [clf.model.path.parent, *(c.parent for c in candidates() if c.is_file())]
+    paths = sorted({p for place in places for p in ([place] if place.is_file() else
+                                                       [*place.glob("*.tflite"), *place.glob("*.onnx")])})
+    res = compare(paths, args.image, args.threads, BenchConfig(args.runs, args.warmup), clf.model.backend)
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2) + "\n")
+    m = res["machine"]
+    print(f"machine {m['cpu']} ({m['isa_level']}: {' '.join(m['vector_features'])}), threads {res['threads']}, "
+          f"load average {' '.join(f'{v:.2f}' for v in res['loadavg_start'] or [])}")
+    for r in sorted(res["artifacts"], key=lambda r: r["inference"]["p50_ms"]):
+        acc = "" if r["accuracy"] is None else f"  accuracy {100 * r['accuracy']:.2f}%"
+        print(f"{r['name']:40} {r['runtime']:24} p50 {r['inference']['p50_ms']:7.2f} ms  "
+              f"x{r['ratio_to_fastest']:.2f}  {r['bytes'] / 2**20:.1f} MiB{acc}")
+    for s in res["skipped"]:
+        print(f"{Path(s['artifact']).name:40} skipped: {s['reason']}")
+    print(f"use {res['use']}: {res['why']}")
+    return 0
+
+
 def _bench(args: argparse.Namespace, clf: Classifier) -> int:
+    if args.compare is not None:
+        return _compare(args, clf)
     res = bench(clf, args.image, BenchConfig(args.runs, args.warmup))
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")
     inf, pre = res["inference"], res["preprocess"]
     print(f"model {res['model']}  backend {res['backend']} {res['backend_version']}  threads {res['num_threads']}")
-    print(f"machine {res['machine']['cpu']} ({res['machine']['arch']}, {res['machine']['cores']} cores)")
+    print(f"machine {res['machine']['cpu']} ({res['machine']['arch']}, {res['machine']['cores']} cores, "
+          f"{res['machine']['isa_level']}: {' '.join(res['machine']['vector_features'])})")
     for name, s in (("inference", inf), ("preprocess", pre)):
         print(f"{name:10} mean {s['mean_ms']:.2f}  std {s['std_ms']:.2f}  p50 {s['p50_ms']:.2f}  "
               f"p90 {s['p90_ms']:.2f}  p99 {s['p99_ms']:.2f} ms  (n={s['n']}, warm-up {res['warmup']})")

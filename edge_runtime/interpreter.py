@@ -29,6 +29,12 @@ DEFAULT_THREADS = max(1, min(4, os.cpu_count() or 1))
 #: Hard ceiling for library callers (the CLI caps at the CPU count): hundreds of XNNPACK threads
 #: exhaust a device's address space and abort natively instead of raising.
 MAX_THREADS = 64
+#: Which kernels run the graph (the interpreter's ``OpResolverType``): ``xnnpack`` = the default
+#: (XNNPACK delegate for what it supports, optimized builtin kernels for the rest); ``builtin`` =
+#: optimized builtin kernels only (XNNPACK off); ``reference`` = the plain reference kernels (slow;
+#: the arithmetic every other kernel set is checked against).
+RESOLVERS: dict[str, str] = {"xnnpack": "AUTO", "builtin": "BUILTIN_WITHOUT_DEFAULT_DELEGATES",
+                             "reference": "BUILTIN_REF"}
 
 
 class ModelError(RuntimeError):
@@ -49,11 +55,36 @@ class Backend:
     interpreter_cls: Callable[..., Any]
 
 
+#: Backends whose wheels were all built against numpy 1.x (distribution -> first version that is not):
+#: under numpy 2 they import, print a warning, then fail inside the interpreter constructor with
+#: a ``SystemError`` traceback. tflite-runtime stopped at 2.14.
+NUMPY1_ONLY: dict[str, tuple[int, ...]] = {"tflite-runtime": (2, 15)}
+
+
+def _numpy_mismatch(dist: str) -> str | None:
+    """Why ``dist`` cannot run with the installed numpy, or None when it can (or is not installed)."""
+    if dist not in NUMPY1_ONLY or int(np.__version__.split(".")[0]) < 2:
+        return None
+    try:
+        version = importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+    if parts >= NUMPY1_ONLY[dist]:
+        return None
+    return (f"{dist} {version} was built for numpy 1.x and cannot run under numpy {np.__version__}; "
+            f"install numpy<2 next to it: pip install 'numpy<2'")
+
+
 def find_backend(name: str | None = None) -> Backend:
     """The first importable backend in :data:`BACKENDS` order, or exactly ``name`` if given."""
     tried = []
     for backend, module, dist in BACKENDS:
         if name is not None and backend != name:
+            continue
+        mismatch = _numpy_mismatch(dist)
+        if mismatch:
+            tried.append(f"{backend} ({mismatch})")
             continue
         try:
             cls = importlib.import_module(module).Interpreter
@@ -94,16 +125,23 @@ class TFLiteModel:
     """
 
     def __init__(self, path: str | Path, num_threads: int = DEFAULT_THREADS, backend: Backend | None = None,
-                 size: int = 224) -> None:
+                 size: int = 224, resolver: str = "xnnpack") -> None:
         if not 1 <= num_threads <= MAX_THREADS:
             raise ValueError(f"num_threads must be between 1 and {MAX_THREADS}, got {num_threads}")
+        if resolver not in RESOLVERS:
+            raise ValueError(f"resolver must be one of {sorted(RESOLVERS)}, got {resolver!r}")
         self.path = Path(path)
         self.num_threads = num_threads
+        self.resolver = resolver
         self.backend = backend or find_backend()
         if not self.path.is_file():
             raise ModelError(self.path, "model file not found")
+        kwargs = {}
+        if resolver != "xnnpack":  # the interpreter's default; only named when asked, so old interpreters work
+            module = importlib.import_module(self.backend.interpreter_cls.__module__)
+            kwargs["experimental_op_resolver_type"] = getattr(module.OpResolverType, RESOLVERS[resolver])
         try:
-            self._interp = self.backend.interpreter_cls(model_path=str(self.path), num_threads=num_threads)
+            self._interp = self.backend.interpreter_cls(model_path=str(self.path), num_threads=num_threads, **kwargs)
             self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(self.path, f"not a valid TFLite model ({exc})") from exc
@@ -159,6 +197,7 @@ class TFLiteModel:
             "backend": self.backend.name,
             "backend_version": self.backend.version,
             "num_threads": self.num_threads,
+            "resolver": self.resolver,
             "input_dtype": self.input_dtype.name,
             "input_quantization": [self.input_quant.scale, self.input_quant.zero_point],
             "output_quantization": [self.output_quant.scale, self.output_quant.zero_point],

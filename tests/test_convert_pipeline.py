@@ -52,6 +52,12 @@ def test_every_artifact_is_written_and_evaluated(passing):
         assert a["metrics"]["n"] == report["keras"]["n"] == 16
         assert a["metrics"]["agreement"] == 1.0, name
     assert report["gate_failures"] == [] and report["config"]["gate"]["paper_protocol"] is True
+    assert report["config"]["onnx_recipe"]["weight_type"] == "uint8"
+    isa = report["artifacts"]["model_int8.onnx"]["isa_check"]  # same file with exact int32 (VNNI) arithmetic
+    assert isa["metrics"]["accuracy"] == 1.0 and isa["class_changes_vs_native"] == 0
+    from edge_runtime.machine import machine_info
+
+    assert machine_info()["isa_level"] in report["machine"]  # names the CPU's vector level and features
     assert "PASS" in (passing / "conversion_report.md").read_text()
 
 
