@@ -48,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="share of in-domain val crops the domain threshold accepts")
     p.add_argument("--domain-fit-images", type=int, default=DomainConfig.max_fit_images,
                    help="train crops (evenly spaced) the domain check is fitted on")
+    p.add_argument("--test-source", action="append", default=[], metavar="SOURCE",
+                   help="evaluate and gate on the test rows of this source only (repeatable; default: all rows)")
     return p.parse_args(argv)
 
 
@@ -63,6 +65,7 @@ def config_from(args: argparse.Namespace) -> ConvertConfig:
         num_threads=args.threads,
         domain_mode=args.domain,
         domain=DomainConfig(dims=args.domain_dims, accept=args.domain_accept, max_fit_images=args.domain_fit_images),
+        test_sources=tuple(args.test_source),
     )
 
 

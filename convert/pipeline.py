@@ -75,6 +75,14 @@ def run(model, manifest: str | Path, out_dir: str | Path, cfg: ConvertConfig = C
     calib_x = calibration.pick_arrays(train.x, train.paths, chosen).astype(np.float32)
     test = loader(manifest, split="test", data_root=data_root, cfg=crop)
     test_x, test_y = test.x.astype(np.float32), np.asarray(test.y)
+    test_src = getattr(test, "sources", None) or None
+    if cfg.test_sources:
+        keep = np.isin(np.asarray(test_src or ["br35h"] * len(test_y)), cfg.test_sources)
+        if not keep.any():
+            raise ValueError(f"{manifest}: no test rows from sources {cfg.test_sources}")
+        test_x, test_y = test_x[keep], test_y[keep]
+        test_src = [s for s, k in zip(test_src or ["br35h"] * len(keep), keep) if k]
+        log(f"test rows restricted to sources {', '.join(cfg.test_sources)}: {int(keep.sum())} of {len(keep)}")
     val = loader(manifest, split="val", data_root=data_root, cfg=crop) if has_val else None
     log(f"calibration: {len(calib_x)} train images; test: {len(test_x)} images"
         + (f"; val: {len(val.y)} images" if val is not None else "; no val split"))
@@ -93,7 +101,7 @@ def run(model, manifest: str | Path, out_dir: str | Path, cfg: ConvertConfig = C
     ref, ref_dom = keras_outputs(model, test_x)
     keras_metrics = score(ref, test_y, ref)
     log(f"keras: accuracy {100 * keras_metrics.accuracy:.2f}%")
-    calib_info = _calibration_report(ref, test_y, getattr(test, "source", None), temperature) if with_domain else None
+    calib_info = _calibration_report(ref, test_y, test_src, temperature) if with_domain else None
 
     files, bc_info, sel_info = _export_all(model, out, replace(cfg, quant=qcfg), calib_x, log, with_domain)
     results: dict[str, dict] = {}
