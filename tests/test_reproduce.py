@@ -76,3 +76,26 @@ def test_report_names_the_training_backend_when_recorded():
     assert _trained_on({"backend": "jax", "devices": ["gpu:NVIDIA H200"]}) == " on Keras/jax, gpu:NVIDIA H200"
     assert _trained_on({"backend": "tensorflow"}) == " on Keras/tensorflow"
     assert _trained_on({"preset": "cpu"}) == ""
+
+
+def test_protocol_table_points_at_committed_manifests_and_known_presets():
+    from train.presets import PRESETS
+    from train.reproduce import PROTOCOLS, ReproduceConfig
+
+    for name, spec in PROTOCOLS.items():
+        cfg = ReproduceConfig(protocol=name)
+        assert cfg.manifest.is_file(), name
+        assert spec.preset in PRESETS
+        assert spec.init_from is None or spec.init_from in PROTOCOLS
+    multi = ReproduceConfig(protocol="multi-paper")
+    assert multi.run_dir.name == "multi-ft-multi-paper" and multi.spec.test_sources == ("br35h",)
+
+
+def test_multi_source_release_ships_under_its_own_name_and_takes_the_android_bundle(tmp_path):
+    from train.reproduce import released
+
+    paper, multi = released(), released("multisource-mobilenetv2")
+    assert paper["convert/model_int8.tflite"] == "br35h-mobilenetv2-int8.tflite"
+    assert multi["convert/model_int8.tflite"] == "multisource-mobilenetv2-int8.tflite"
+    assert set(paper.values()).isdisjoint(set(multi.values()) - {"android"})
+    assert "convert/android" not in released("br35h-mobilenetv2", android_bundle=False)
