@@ -159,3 +159,11 @@ def test_selective_int8_keeps_integer_io_and_runs_denylisted_ops_in_float(tmp_pa
     mean_ops = [op for op in it._get_ops_details() if op["op_name"] == "MEAN"]
     assert mean_ops and all(it.get_tensor_details()[t]["dtype"] == np.float32
                             for op in mean_ops for t in op["outputs"])
+
+
+def test_test_source_restricts_the_gated_rows_and_an_absent_source_is_refused(tmp_path):
+    """Rows without a source column are BR35H's: asking for another source finds no test rows and
+    stops before anything is exported."""
+    with pytest.raises(ValueError, match="no test rows from sources"):
+        run_cli(tmp_path, False, "--no-onnx-int8", "--test-source", "nickparvar")
+    assert not list((tmp_path / "convert").glob("model*"))
