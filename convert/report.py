@@ -52,6 +52,7 @@ def markdown(r: dict) -> str:
     lines += ["", f"int8 calibration: {cal['n']} **train** images, selection `{cal['selection']}`, seed {cal['seed']}, "
               f"io `{cal['io_type']}`; list in `{cal['file']}`.", "", _bias_correction_line(r.get("bias_correction")), "",
               *_float_layers_lines(r.get("int8_float_layers")), ""]
+    lines += _domain_lines(r)
     if r["gate_failures"]:
         lines += ["## Gate failures", ""] + [f"- {f}" for f in r["gate_failures"]] + [""]
     lines += ["## Tool versions", ""] + [f"- {n}: {v}" for n, v in r["tools"].items()] + [""]
@@ -95,3 +96,31 @@ def _float_layers_lines(sel: dict | None) -> list[str]:
         lines += ["", "Weight-rounding sensitivity (top 10): "
                   + ", ".join(f"`{t['layer']}` {t['mean_abs_margin_change']:.3g}" for t in rk["top"]) + "."]
     return lines
+
+
+def _domain_lines(r: dict) -> list[str]:
+    """The domain check, the temperature and each artifact's contract thresholds (val-chosen)."""
+    d = r.get("domain")
+    if not d:
+        return ["Domain check and temperature: **off** (no val split or `--domain off`); contracts carry "
+                "only the default operating point.", ""]
+    t = d["temperature"]
+    lines = ["## Domain check, temperature, contract", "",
+             f"Mahalanobis on the pooled features, {d['dims']} whitened dims, fitted on {d['fit_images']} train crops, "
+             f"scale {d['scale']:.4g}; temperature {t['temperature']:.4g} (val NLL {t['nll_before']:.4f} -> "
+             f"{t['nll_after']:.4f}{', at the search bound: kept 1' if t['at_bound'] else ''}).", "",
+             "| artifact | domain threshold (val 99 %) | test crops accepted % | sensitivity op. point | specificity op. point |",
+             "|---|---:|---:|---:|---:|"]
+    for name, a in r["artifacts"].items():
+        c = a.get("contract") or {}
+        dom, pts = c.get("domain") or {}, c.get("operating_points") or {}
+        acc = a.get("test_domain_accepted")
+        lines.append(f"| `{name}` | {dom.get('threshold', float('nan')):.4f} | "
+                     f"{'-' if acc is None else f'{100 * acc:.2f}'} | "
+                     f"{pts.get('sensitivity', {}).get('threshold', float('nan')):.4f} | "
+                     f"{pts.get('specificity', {}).get('threshold', float('nan')):.4f} |")
+    cal = r.get("probability_calibration") or {}
+    for g, v in (cal.get("per_source") or {}).items():
+        lines.append(f"\nECE on the test split, {g} (n={v['n']}): {100 * v['before']['ece']:.2f} % before, "
+                     f"{100 * v['after']['ece']:.2f} % after the temperature.")
+    return lines + [""]
