@@ -116,7 +116,8 @@ def run(model, manifest: str | Path, out_dir: str | Path, cfg: ConvertConfig = C
         val_probs, val_dom = runner.predict_outputs(val.x.astype(np.float32)) if val is not None else (None, None)
         contracts[name] = contract.build(LABELS, crop, cfg.bundle, temperature, val_probs,
                                          None if val is None else np.asarray(val.y), val_dom, cfg.domain.accept,
-                                         extra={"artifact": name})
+                                         extra={"artifact": name},
+                                         val_sources=None if val is None else (getattr(val, "sources", None) or None))
         _write_contract(path, contracts[name], cfg, with_domain)
         results[name] = {"bytes": path.stat().st_size, "sha256": android.sha256(path), "metrics": metrics[name].to_dict(),
                          "input": _input_info(path), "eval_seconds": round(time.perf_counter() - t, 2),

@@ -199,3 +199,20 @@ def test_android_bundle_says_how_to_read_the_domain_output(converted):
     assert "domain_score" in note and f"{manifest['domain']['threshold']:.6g}" in note
     with zipfile.ZipFile(converted / "android" / "model.tflite") as z:
         assert "contract.json" in z.namelist()
+
+
+def test_domain_threshold_accepts_the_target_share_of_every_source():
+    """A pooled quantile lets the big source set the bar; per source, the smaller one keeps 99 %."""
+    from convert.contract import build
+    from convert.config import BundleInfo
+    from edge_runtime.config import LABELS, CropConfig
+
+    rng = np.random.default_rng(0)
+    big, small = rng.uniform(0.6, 1.0, 900), rng.uniform(0.3, 1.0, 100)
+    scores = np.concatenate([big, small])
+    sources = ["a"] * 900 + ["b"] * 100
+    pooled = build(LABELS, CropConfig(), BundleInfo(), 1.0, None, None, scores, 0.99)["domain"]
+    per = build(LABELS, CropConfig(), BundleInfo(), 1.0, None, None, scores, 0.99, val_sources=sources)["domain"]
+    assert (small >= pooled["threshold"]).mean() < 0.99  # the pooled bar refuses more of source b
+    assert per["val_accepted_per_source"]["b"] >= 0.99 and per["val_accepted_per_source"]["a"] >= 0.99
+    assert per["threshold"] <= pooled["threshold"]
