@@ -124,18 +124,35 @@ def rebuild(onnx_path: str | Path, model_cfg=None):
         conv.set_weights([aff.kernel])
         _identity_bn(bn, aff.shift)
     h = head_of(model)
-    ops = [op for op, _ in head]
-    expected = ["Mul", "Add", "MatMul", "Add", "MatMul", "Add", "Mul", "Add", "MatMul", "Add", "MatMul", "Add"]
-    if ops != expected:
-        raise RecoveryError(f"{onnx_path}: head ops {ops}, expected {expected}")
-    c = [v for _, v in head]
-    _identity_bn(h.get_layer("head_bn1"), c[1].reshape(-1), c[0].reshape(-1))
-    h.get_layer("head_fc2048").set_weights([c[2], c[3].reshape(-1)])
-    h.get_layer("head_fc1024").set_weights([c[4], c[5].reshape(-1)])
-    _identity_bn(h.get_layer("head_bn2"), c[7].reshape(-1), c[6].reshape(-1))
-    h.get_layer("head_fc512").set_weights([c[8], c[9].reshape(-1)])
-    h.get_layer("classifier").set_weights([c[10], c[11].reshape(-1)])
+    steps = _head_steps(head)
+    kinds = [k for k, _, _ in steps]
+    expected = ["bn", "dense", "dense", "bn", "dense", "dense"]
+    if kinds != expected:
+        raise RecoveryError(f"{onnx_path}: head ops {[op for op, _ in head]} read as {kinds}, expected {expected}")
+    names = ["head_bn1", "head_fc2048", "head_fc1024", "head_bn2", "head_fc512", "classifier"]
+    for name, (kind, first, shift) in zip(names, steps):
+        layer = h.get_layer(name)
+        if kind == "bn":
+            _identity_bn(layer, shift if shift is not None else np.zeros(first.size, np.float32), first.reshape(-1))
+        else:
+            layer.set_weights([first, shift if shift is not None else np.zeros(first.shape[1], np.float32)])
     return model
+
+
+def _head_steps(head: list[tuple[str, np.ndarray]]) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
+    """Group the head's constant ops into layers: ``MatMul [+ Add]`` is a Dense, ``Mul [+ Add]`` a
+    BatchNorm. The exporter drops an ``Add`` whose constant is all zeros (an untrained bias)."""
+    steps, i = [], 0
+    while i < len(head):
+        op, c = head[i]
+        if op not in ("MatMul", "Mul"):
+            raise RecoveryError(f"unexpected {op} in the head")
+        shift = None
+        if i + 1 < len(head) and head[i + 1][0] == "Add":
+            shift, i = head[i + 1][1].reshape(-1), i + 1
+        steps.append(("dense" if op == "MatMul" else "bn", c, shift))
+        i += 1
+    return steps
 
 
 def _identity_bn(bn, shift: np.ndarray, scale: np.ndarray | None = None) -> None:
