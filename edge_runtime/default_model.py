@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-RELEASED_NAME = "br35h-mobilenetv2-int8.tflite"
+#: The default: the multi-source model (BR35H + Nickparvar), with its domain check and contract.
+#: The paper reproduction ships beside it as ``br35h-mobilenetv2-int8.tflite`` (pass ``--model``).
+RELEASED_NAME = "multisource-mobilenetv2-int8.tflite"
 MODEL_ENV = "BR35H_EDGE_MODEL"
 _PACKAGE_DIR = Path(__file__).resolve().parent
 

@@ -76,7 +76,9 @@ def test_standalone_install_in_empty_venv(tmp_path, image):
     record = json.loads(proc.stdout.splitlines()[-1])
     assert record["label"] in ("yes", "no") and record["error"] is None
     assert "ai-edge-litert" in proc.stderr  # the backend is reported
-    released = REPO / "models" / "br35h-mobilenetv2-int8.tflite"
+    from edge_runtime.default_model import RELEASED_NAME
+
+    released = REPO / "models" / RELEASED_NAME
     if released.is_file():  # the shipped model is package data: predict works with no --model
         proc = subprocess.run([str(venv / "bin" / "br35h-edge"), "predict", "--jsonl", str(image)],
                               capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
