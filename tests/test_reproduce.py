@@ -89,6 +89,10 @@ def test_protocol_table_points_at_committed_manifests_and_known_presets():
         assert spec.init_from is None or spec.init_from in PROTOCOLS
     multi = ReproduceConfig(protocol="multi-paper")
     assert multi.run_dir.name == "multi-ft-multi-paper" and multi.spec.test_sources == ("br35h",)
+    from convert.__main__ import parse_args
+
+    args = parse_args(["--model", "m.keras", "--manifest", "m.csv", "--out", "o", *multi.spec.convert_args])
+    assert args.domain_dims == 1280  # the options are ones the converter knows
 
 
 def test_multi_source_release_ships_under_its_own_name_and_takes_the_android_bundle(tmp_path):
