@@ -15,7 +15,6 @@ fp32 ONNX model's probabilities.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 import shlex
@@ -31,6 +30,7 @@ from convert.config import (DEFAULT_ONNX_RECIPE, FULL_RANGE_ONNX_RECIPE, REDUCE_
 from convert.evaluate import score
 from convert.onnx_export import KERNEL_SESSION_CONFIG, predict, quantize_onnx_int8, session
 from edge_runtime.machine import describe, machine_info
+from benchmarks.output import write_report
 
 RECIPES: dict[str, OnnxInt8Recipe] = {
     "int8 x int8, full range (before)": FULL_RANGE_ONNX_RECIPE,
@@ -137,11 +137,7 @@ def main(argv: list[str] | None = None) -> int:
            "manifest": str(args.manifest),
            "calibration": {"n": len(calib_x), "selection": cfg.selection, "seed": cfg.seed},
            **measure(args.onnx, calib_x, test.x.astype(np.float32), np.asarray(test.y), threads=args.threads)}
-    rep["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(rep, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(rep))
-    print(markdown(rep))
+    print(write_report(rep, args.out, markdown))
     return 0
 
 

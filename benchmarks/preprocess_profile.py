@@ -11,7 +11,6 @@ inference on this machine in the same run, because the share is what matters:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 import shlex
@@ -25,6 +24,7 @@ from edge_runtime.config import CropConfig
 from edge_runtime.image_io import crop_and_resize, load_rgb
 from edge_runtime.interpreter import TFLiteModel
 from edge_runtime.machine import describe, machine_info
+from benchmarks.output import write_report
 
 
 def _best_ms(fn, repeat: int) -> float:
@@ -99,11 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     rep = {"command": "python -m benchmarks.preprocess_profile " + shlex.join(sys.argv[1:] if argv is None else argv),
            "machine": machine_info(), "folder": str(args.folder), "n": len(paths), "repeat": args.repeat,
            "loadavg_start": start, "profile": profile(paths, args.model if args.model.is_file() else None, args.repeat)}
-    rep["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(rep, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(rep))
-    print(markdown(rep))
+    print(write_report(rep, args.out, markdown))
     return 0
 
 

@@ -13,7 +13,6 @@ mean the int8 answers do not depend on the x86 level. Writes ``<out>.json`` and 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 import shlex
@@ -26,6 +25,7 @@ import numpy as np
 
 from edge_runtime.interpreter import RESOLVERS, TFLiteModel, find_backend
 from edge_runtime.machine import describe, machine_info
+from benchmarks.output import write_report
 
 MODELS = ("models/br35h-mobilenetv2-int8.tflite", "models/br35h-mobilenetv2-fp16.tflite")
 
@@ -128,11 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     rep = {"command": "python -m benchmarks.xnnpack_parity " + shlex.join(sys.argv[1:] if argv is None else argv),
            "machine": machine_info(), "manifest": str(args.manifest), "n": len(crops), "step": step,
            "loadavg_start": start, "models": measure(args.models, crops, args.tflite_runtime_python)}
-    rep["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(rep, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(rep))
-    print(markdown(rep))
+    print(write_report(rep, args.out, markdown))
     return 0
 
 
