@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import csv
 from dataclasses import dataclass, field
-import hashlib
 import io
 import json
 import math
@@ -46,9 +45,9 @@ from edge_runtime.image_io import ImageDecodeError, load_rgb
 from edge_runtime.labels import LabelledPath, label_from_parts, label_tree
 from edge_runtime.machine import describe, machine_info, package_versions
 from train.data.dedup import DedupConfig
+from train.report import sha256_file
 
 Predictor = Callable[[np.ndarray], np.ndarray]
-VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd", "asimddp")
 
 
 @dataclass(frozen=True)
@@ -87,28 +86,6 @@ class ImageResult:
 class Outcome:
     report: dict
     results: list[ImageResult] = field(default_factory=list)
-
-
-def vector_features() -> list[str]:
-    """The SIMD flags that change int8/fp kernels (x86 VNNI, Arm dot product) from /proc/cpuinfo."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags: set[str] = set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            flags.update(value.split())
-    return [f for f in VECTOR_FLAGS if f in flags]
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def open_predictor(artifact: str | Path, num_threads: int | None = None) -> tuple[Predictor, str]:
@@ -248,7 +225,7 @@ def build_report(results: list[ImageResult], *, artifact: Path, runtime: str, so
         "exclude_twins_of": exclude,
         "twin_rule": {**cfg.dedup.to_dict(), "note": "best 64x64 NCC over raw/crop views and mirrors, exhaustive; "
                       "or the same sha256"} if exclude else None,
-        "machine": {**machine_info(), "vector_features": vector_features(),
+        "machine": {**machine_info(),
                     "libraries": package_versions(("ai-edge-litert", "onnxruntime", "tensorflow", "keras", "numpy",
                                                    "pillow", "opencv-python-headless"))},
         "crop_fingerprint": cfg.crop.fingerprint(),
@@ -274,7 +251,7 @@ def markdown_report(r: dict) -> str:
         f"# External validation: `{Path(a['path']).name}` on {where}", "",
         f"Command: `{r['command']}`  ",
         f"Artifact: `{a['path']}`, {a['bytes'] / 2**20:.1f} MiB, sha256 `{a['sha256']}`, run with {a['runtime']}  ",
-        f"Machine: {describe(m)}; vector features: {', '.join(m['vector_features']) or 'none found'}  ",
+        f"Machine: {describe(m)}  ",
         f"Crop: the training crop (`load_rgb` + OpenCV, fingerprint `{r['crop_fingerprint']}`); "
         f"{r['seconds']:.0f} s in all.", "",
     ]

@@ -241,9 +241,7 @@ def run(predictions: Path, external_root: Path, br35h_root: Path, manifest: Path
     gradcam_note = "not made: no Keras model of the BR35H-only network was available (pass --keras)"
     if keras_model is not None:
         gradcam_note = _gradcam_figure(keras_model, [f["path"] for f in fp_shown], out)
-    from convert.external import vector_features
-
-    machine = f"{describe()}; vector features: {', '.join(vector_features()) or 'none found'}"
+    machine = describe()  # names the CPU's vector features
     result = {"command": command, "machine": machine, "config": cfg.__dict__,
               "groups": {k: len(v) for k, v in feats.items()}, "medians": table, "plane_guess": planes,
               "separation_auc": sep, "gradcam": gradcam_note,

@@ -81,6 +81,9 @@ class TrainConfig:
         return cls(**d)
 
 
+#: The paper's augmentation plus scanner/sequence variation, for recipes that mix sources.
+SCANNER_AUGMENT = AugmentConfig(gamma=0.3, bias_field=0.3, noise=8.0, lowres=0.25)
+
 PRESETS: dict[str, TrainConfig] = {
     # The paper's recipe as published (Adam 1e-4, batch 16, 75 epochs, binary cross-entropy).
     # Unfeasible on 2 CPU cores (~2 h of fine-tuning); meant for a GPU.
@@ -120,7 +123,7 @@ PRESETS: dict[str, TrainConfig] = {
         warmup_epochs=0.5,
         finetune_samples=3000,
         balance="label_source",
-        augment=AugmentConfig(gamma=0.3, bias_field=0.3, noise=8.0, lowres=0.25),
+        augment=SCANNER_AUGMENT,
     ),
     # Warm start (``--init`` a trained paper model): extend it to several sources with a short
     # balanced fine-tune instead of training from ImageNet; a quarter of "multi"'s fine-tune.
@@ -131,7 +134,7 @@ PRESETS: dict[str, TrainConfig] = {
         warmup_epochs=0.25,
         finetune_samples=2400,
         balance="label_source",
-        augment=AugmentConfig(gamma=0.3, bias_field=0.3, noise=8.0, lowres=0.25),
+        augment=SCANNER_AUGMENT,
     ),
     # Seconds-long smoke recipe for tests and CI.
     "smoke": TrainConfig(
