@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 reproduce: $(STAMP)
-	$(PY) -m train.reproduce $(ARGS)
+	$(PY) -m reproduce $(ARGS)
 
 data-report: $(STAMP)
 	$(PY) -m train.data report $(ARGS)
