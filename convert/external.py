@@ -9,7 +9,7 @@ to be measured on scans from elsewhere, and those collections are not independen
 default (Nickparvar contains most of its normals). So this command:
 
 * labels images from folder names (:mod:`edge_runtime.labels`, the rules the device uses) or
-  reads a 5-column split manifest (optionally one ``--split``);
+  reads a split manifest (optionally one ``--split``; multi-source rows read from their own source);
 * decodes and crops exactly as training does (``load_rgb`` + the OpenCV crop of
   :mod:`train.data.crop_cv`) and runs the artifact in its real runtime (:mod:`convert.runtimes`:
   LiteRT for ``.tflite``, onnxruntime for ``.onnx``; Keras for ``.keras``);
@@ -107,21 +107,38 @@ def open_predictor(artifact: str | Path, num_threads: int | None = None) -> tupl
 
 def items_from_manifest(manifest: str | Path, data_root: str | Path, split: str | None = None
                         ) -> tuple[list[LabelledPath], dict[Path, str]]:
-    """Rows of a 5-column manifest as labelled paths (and each path's sha256); the original
-    class is the folder that labels the row's path (``glioma/x.jpg``), else its label."""
+    """Rows of a split manifest as labelled paths (and each path's sha256).
+
+    BR35H rows resolve against ``data_root``; rows of another source (multi-source manifests'
+    ``source`` column) against that source's own folder (its environment variable or the shared
+    default), since one ``--data`` cannot hold two collections. The original class is the
+    manifest's ``class`` column when it has one, else the folder that labels the path
+    (``glioma/x.jpg``), else the label.
+    """
     from train.data.manifest import read_manifest
 
     rows = [r for r in read_manifest(manifest) if split is None or r.split == split]
     if not rows:
         raise ValueError(f"{manifest}: no rows" + (f" in split {split!r}" if split else ""))
+    roots = manifest_roots(manifest, data_root)
     out, shas = [], {}
     for r in rows:
         got = label_from_parts(Path(r.path).parts[:-1], f"{manifest}: {r.path}")
         if got is not None and got[0] != r.label:
             raise ValueError(f"{manifest}: {r.path} is labelled {r.label!r} but its folder says {got[0]!r}")
-        out.append(LabelledPath(Path(data_root) / r.path, r.label, got[1] if got else r.label))
+        original = r.class_name if r.class_name != r.label else (got[1] if got else r.label)
+        out.append(LabelledPath(roots[r.source] / r.path, r.label, original))
         shas[out[-1].path] = r.sha256
     return out, shas
+
+
+def manifest_roots(manifest: str | Path, data_root: str | Path) -> dict[str, Path]:
+    """Source name -> the folder its manifest rows resolve against (BR35H: ``data_root``)."""
+    from train.data.manifest import DEFAULT_SOURCE, read_manifest
+    from train.data.sources import get_source
+
+    names = {r.source for r in read_manifest(manifest)} - {DEFAULT_SOURCE}
+    return {DEFAULT_SOURCE: Path(data_root), **{n: get_source(n).root() for n in sorted(names)}}
 
 
 def _prepare(res: ImageResult, crop: CropConfig, with_fingerprint: bool, dedup: DedupConfig, expected_sha: str | None):
@@ -180,11 +197,13 @@ def score_items(items: Sequence[LabelledPath], root: Path, predict: Predictor, r
     return results
 
 
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
+def _relative(path: Path, root: Path | Sequence[Path]) -> str:
+    for r in [root] if isinstance(root, Path) else root:
+        try:
+            return str(path.relative_to(r))
+        except ValueError:
+            continue
+    return str(path)
 
 
 def _scored(results: Sequence[ImageResult]) -> list[ScoredImage]:
@@ -331,6 +350,7 @@ def run(artifact: str | Path, out_dir: str | Path, *, data: str | Path, manifest
     if manifest is not None:
         (items, expected), unlabelled = items_from_manifest(manifest, root, split), 0
         source = {"root": str(root), "manifest": str(manifest), "split": split}
+        roots = list(manifest_roots(manifest, root).values())
     else:
         tree = label_tree(root, skip_unlabelled)
         items, unlabelled, expected = list(tree.items), len(tree.unlabelled), None
@@ -348,7 +368,7 @@ def run(artifact: str | Path, out_dir: str | Path, *, data: str | Path, manifest
         if done % step < cfg.batch_size or done == total:
             log(f"  {done}/{total} images ({time.perf_counter() - t0:.0f} s)")
 
-    results = score_items(items, root, predict, reference, cfg, progress, expected)
+    results = score_items(items, roots if manifest is not None else root, predict, reference, cfg, progress, expected)
     report = build_report(results, artifact=artifact, runtime=runtime, source=source,
                           exclude=[str(e) for e in exclude], unlabelled_skipped=unlabelled, command=command,
                           cfg=cfg, seconds=time.perf_counter() - t0)
@@ -362,7 +382,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", required=True, type=Path, help=".keras, .tflite or .onnx")
     p.add_argument("--data", required=True, type=Path,
                    help="labelled folder tree (yes/no or tumour-type folders), or the root --manifest paths resolve against")
-    p.add_argument("--manifest", type=Path, help="5-column split manifest (path,sha256,label,group,split) instead of folders")
+    p.add_argument("--manifest", type=Path, help="split manifest (path,sha256,label,group,split[,source,class]) instead of "
+                   "folders; rows of another source than BR35H resolve against that source's folder")
     p.add_argument("--split", choices=("train", "val", "test"), help="only this split of --manifest")
     p.add_argument("--exclude-twins-of", action="append", default=[], type=Path, metavar="MANIFEST",
                    help="leave out images that are near-twins of any row of this manifest (repeatable)")

@@ -168,3 +168,32 @@ def test_compare_counts_disagreements_by_direction(tmp_path):
     assert got[("independent", "all")]["a_no_b_yes"] == 0 and got[("near-twins of training", "all")]["agree"] == 1
     assert got[("independent", "glioma")]["dp_median"] == pytest.approx(0.405)
     assert "| independent | all | 3 | 1 (33.3 %) | 2 | 0 |" in out.read_text()
+
+
+def test_multi_source_manifest_rows_resolve_against_each_source_and_keep_their_class(br35h_root, tmp_path,
+                                                                                       monkeypatch):
+    """A multi-source manifest (source, class columns) evaluates as one set: Nickparvar rows are
+    read from their own folder, and the tumour type comes from the class column."""
+    monkeypatch.setenv("BR35H_CACHE", str(tmp_path / "cache"))
+    np_root = tmp_path / "np"
+    for folder in ("Training", "Testing"):
+        for cls in ("glioma", "meningioma", "pituitary", "notumor"):
+            (np_root / folder / cls).mkdir(parents=True)
+    shutil.copy(br35h_root / "yes" / "y5.jpg", np_root / "Testing" / "glioma" / "Te-gl_1.jpg")
+    shutil.copy(br35h_root / "no" / "no5.jpg", np_root / "Testing" / "notumor" / "Te-no_1.jpg")
+    monkeypatch.setenv("NICKPARVAR_DATA", str(np_root))
+    rows = [("yes/y0.jpg", br35h_root, "yes", "br35h", "yes"), ("no/no0.jpg", br35h_root, "no", "br35h", "no"),
+            ("Testing/glioma/Te-gl_1.jpg", np_root, "yes", "nickparvar", "glioma"),
+            ("Testing/notumor/Te-no_1.jpg", np_root, "no", "nickparvar", "notumor")]
+    manifest = tmp_path / "multi.csv"
+    manifest.write_text("path,sha256,label,group,split,source,class\n" + "".join(
+        f"{p},{sha(root / p)},{lab},{i},test,{src},{cls}\n" for i, (p, root, lab, src, cls) in enumerate(rows)))
+    items, shas = items_from_manifest(manifest, br35h_root)
+    assert [(i.path, i.original_class) for i in items] == [(root / p, cls) for p, root, _, _, cls in rows]
+    out = tmp_path / "out"
+    assert main(["--model", str(TINY), "--manifest", str(manifest), "--data", str(br35h_root), "--out", str(out)]) == 0
+    with (out / "predictions.csv").open() as f:
+        got = {r["path"]: r for r in csv.DictReader(f)}
+    assert set(got) == {p for p, *_ in rows}  # relative to each source's own folder
+    r = json.loads((out / "report.json").read_text())
+    assert r["metrics"]["n"] == 4 and {"glioma", "notumor", "yes", "no"} <= set(r["per_class"])
