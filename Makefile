@@ -14,7 +14,7 @@ export PYTHONUNBUFFERED := 1
 $(STAMP): pyproject.toml edge_runtime/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[all]"
+	$(PY) -m pip install -q -e ".[all]" -e ./edge_runtime   # the runtime (and br35h-edge) is its own package
 	touch $(STAMP)
 
 setup: $(STAMP)

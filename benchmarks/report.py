@@ -21,7 +21,7 @@ PI_NOTE = """## Rerun on a Raspberry Pi or Jetson
 Same command, edge install only (no TensorFlow / onnxruntime: those cases skip and say so):
 
 ```bash
-python3 -m venv .venv && .venv/bin/pip install -e . pytest pytest-benchmark matplotlib   # matplotlib only for the charts
+python3 -m venv .venv && .venv/bin/pip install -e . -e ./edge_runtime pytest pytest-benchmark matplotlib   # matplotlib only for the charts
 BR35H_DATA=/path/to/br35h .venv/bin/python -m benchmarks --artifacts models/ --threads 1,4
 ```
 
