@@ -47,7 +47,9 @@ def _floor_model(folder: Path | None) -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    # allow_abbrev=False: an abbreviation must not capture a pytest option (``--co`` is not ``--compare``).
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0], allow_abbrev=False,
+                                 epilog="Every other option goes to pytest (suite options: benchmarks/conftest.py).")
     ap.add_argument("--out", type=Path, default=HERE.parent / "reports/benchmarks")
     ap.add_argument("--save-baseline", action="store_true", help="also store this run as the --benchmark-compare baseline")
     ap.add_argument("--compare", action="store_true", help="compare against the stored baseline (pytest-benchmark table)")
