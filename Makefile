@@ -14,7 +14,7 @@ export PYTHONUNBUFFERED := 1
 $(STAMP): pyproject.toml edge_runtime/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[all]"
+	$(PY) -m pip install -q -e ".[all]" -e ./edge_runtime   # the runtime (and br35h-edge) is its own package
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -34,7 +34,7 @@ splits: $(STAMP)
 clean:
 	rm -rf .cache runs .pytest_cache
 
-# The scoreboard (issue #6): latency + accuracy of every artifact -> reports/benchmarks/.
+# The scoreboard: latency + accuracy of every artifact -> reports/benchmarks/ (python -m benchmarks).
 #   make benchmark ARTIFACTS=runs/cpu-paper/convert KERAS=runs/cpu-paper/model.keras ARGS="--threads 1,4"
 ARTIFACTS ?= runs/cpu-paper/convert
 KERAS     ?= $(wildcard runs/cpu-paper/model.keras)

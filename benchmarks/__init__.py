@@ -1,5 +1,7 @@
 """The project's scoreboard: latency (pytest-benchmark) and accuracy-under-tolerance of every
 exported artifact, run on purpose with ``python -m benchmarks`` (never by the default ``pytest``).
 
-``parity.py`` and ``edge_latency.py`` are standalone scripts kept beside the suite.
+Beside the suite, every other measurement is a module run the same way,
+``python -m benchmarks.NAME`` from the repository root (e.g. ``benchmarks.parity``,
+``benchmarks.edge_latency``); none edits ``sys.path``.
 """

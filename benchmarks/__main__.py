@@ -1,21 +1,25 @@
 """``python -m benchmarks [--out reports/benchmarks] [--save-baseline | --compare] [suite options]``
 
-Runs the latency and accuracy suites (every other option goes to pytest, see
+Runs the latency and accuracy suites (every other option goes to pytest, which defines them in
 ``benchmarks/conftest.py``: --artifacts, --keras, --threads, --rounds, --tolerance, ...), measures
 the vector-unit floor, and writes the report. Exit status is pytest's: 1 when an accuracy
 assertion failed (the report is written anyway, so the failure is visible in it).
+
+This parser knows only its own options; what the suite options resolved to (the artifacts
+folder the floor needs) is read back from pytest's config, so there is one parser per option.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 import shlex
 import sys
 
 import pytest
+
+from edge_runtime.timing import load_average
 
 from .artifacts import discover
 from .floor import floor
@@ -24,18 +28,28 @@ from .report import write
 HERE = Path(__file__).resolve().parent
 
 
-def _floor_model(pytest_args: list[str]) -> Path | None:
-    """The int8 ``.tflite`` among ``--artifacts`` (default the conftest's), else any ``.tflite``."""
-    p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--artifacts", type=Path, default=HERE.parent / "runs/cpu-paper/convert")
-    folder = p.parse_known_args(pytest_args)[0].artifacts
-    tflite = [a for a in discover(folder) if a.runtime == "litert"] if folder.is_dir() else []
+class _SuiteOptions:
+    """A pytest plugin that keeps the ``--artifacts`` folder pytest resolved (None: pytest never
+    got as far as configuring, e.g. a usage error)."""
+
+    def __init__(self) -> None:
+        self.artifacts: Path | None = None
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        self.artifacts = config.getoption("--artifacts")
+
+
+def _floor_model(folder: Path | None) -> Path | None:
+    """The int8 ``.tflite`` in ``folder``, else any ``.tflite``, else None."""
+    tflite = [a for a in discover(folder) if a.runtime == "litert"] if folder and folder.is_dir() else []
     return next((a.path for a in tflite if a.precision == "int8"), tflite[0].path if tflite else None)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    # allow_abbrev=False: an abbreviation must not capture a pytest option (``--co`` is not ``--compare``).
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0], allow_abbrev=False,
+                                 epilog="Every other option goes to pytest (suite options: benchmarks/conftest.py).")
     ap.add_argument("--out", type=Path, default=HERE.parent / "reports/benchmarks")
     ap.add_argument("--save-baseline", action="store_true", help="also store this run as the --benchmark-compare baseline")
     ap.add_argument("--compare", action="store_true", help="compare against the stored baseline (pytest-benchmark table)")
@@ -52,11 +66,12 @@ def main(argv: list[str] | None = None) -> int:
         cmd.append("--benchmark-save=baseline")
     if args.compare:
         cmd.append("--benchmark-compare")
-    status = int(pytest.main(cmd))
-    model = _floor_model(rest)
+    suite = _SuiteOptions()
+    status = int(pytest.main(cmd, plugins=[suite]))
+    model = _floor_model(suite.artifacts)
     if model is not None and not args.no_floor:
         (args.out / "floor.json").write_text(json.dumps(floor(model), indent=2) + "\n")
-    loadavg = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    loadavg = ", ".join(f"{v:.2f}" for v in load_average() or [])
     print(f"report: {write(args.out, 'python -m benchmarks ' + shlex.join(argv))} (load average at end: {loadavg})")
     return status
 

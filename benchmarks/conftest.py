@@ -3,6 +3,9 @@
 Cases are generated from what exists: every artifact in ``--artifacts`` whose runtime is
 installed (only LiteRT on a Pi), plus ``--keras`` when given. Anything missing - data,
 artifacts, a runtime - becomes a skip that says what and where, never a silent pass.
+
+pytest-benchmark times the rounds with :data:`TIMER`, the runtime's timing core, so the suite
+reads the same clock as ``br35h-edge bench`` and ``benchmarks.edge_latency``.
 """
 
 from __future__ import annotations
@@ -15,9 +18,13 @@ import pytest
 
 from benchmarks.artifacts import Artifact, classify, discover, runtime_available
 from benchmarks.cases import latency_cases
+from edge_runtime.timing import load_average
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parent.parent
+#: pytest-benchmark's ``--benchmark-timer``, set unless another was asked for explicitly.
+TIMER = "edge_runtime.timing.now"
+_PLUGIN_DEFAULT_TIMER = "time.perf_counter"
 VERSIONS = ("numpy", "pillow", "ai-edge-litert", "tflite-runtime", "onnxruntime", "tensorflow", "keras", "pytest-benchmark")
 
 
@@ -35,6 +42,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--expected-accuracy", type=float, default=99.33, help="the paper's test accuracy, %%")
     g.addoption("--tolerance", type=float, default=0.5, help="allowed shortfall, percentage points")
     g.addoption("--results", type=Path, default=None, help="write accuracy.json here")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Point pytest-benchmark at :data:`TIMER` before its session reads the option (its own
+    ``pytest_configure`` runs last)."""
+    if getattr(config.option, "benchmark_timer", None) == _PLUGIN_DEFAULT_TIMER:  # absent: plugin disabled
+        config.option.benchmark_timer = TIMER
 
 
 def _artifacts(config: pytest.Config) -> list[Artifact] | str:
@@ -104,4 +119,4 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     from edge_runtime.machine import machine_info as this_machine, package_versions
 
     versions = {k: v for k, v in package_versions(VERSIONS).items() if v}
-    machine_info["br35h"] = {**this_machine(), "versions": versions, "loadavg_start": os.getloadavg()}
+    machine_info["br35h"] = {**this_machine(), "versions": versions, "loadavg_start": load_average()}

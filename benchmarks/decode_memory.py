@@ -5,7 +5,7 @@ subprocess; the growth of peak RSS (Linux ``VmHWM``, reset through ``/proc/self/
 pixel count, is compared with :func:`edge_runtime.budget.estimate_bytes`. The estimate must not
 be below the measurement (it is what refuses images on a 1 GB device).
 
-    .venv/bin/python benchmarks/decode_memory.py            # writes reports/edge/decode_memory.md
+    .venv/bin/python -m benchmarks.decode_memory            # writes reports/edge/decode_memory.md
 """
 
 from __future__ import annotations
@@ -20,16 +20,14 @@ import tempfile
 import numpy as np
 from PIL import Image
 
+from benchmarks.cpu_features import vector_features
+from edge_runtime.budget import estimate_bytes
+from edge_runtime.machine import machine_info
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from edge_runtime.budget import estimate_bytes  # noqa: E402
-from benchmarks.cpu_features import vector_features  # noqa: E402
-from edge_runtime.machine import machine_info  # noqa: E402
-
+# Runs with cwd=REPO, which ``python -c`` puts first on sys.path: this checkout's edge_runtime.
 _CHILD = """
-import json, sys
-sys.path.insert(0, {repo!r})
+import json
 from edge_runtime import Classifier
 from edge_runtime.image_io import DecodeConfig
 clf = Classifier({model!r}, 1, decode=DecodeConfig(memory_budget_mb=1 << 20, draft=False))
@@ -62,8 +60,8 @@ def measure(side: int, model: Path) -> list[dict]:
         for kind, ext in (("RGB", "jpg"), ("L", "jpg"), ("I;16", "png"), ("RGBA", "png")):
             path = Path(tmp) / f"img.{ext}"
             _image(kind, side).save(path)
-            code = _CHILD.format(repo=str(REPO), model=str(model), path=str(path))
-            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+            code = _CHILD.format(model=str(model), path=str(path))
+            out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
             r = json.loads(out.stdout.strip().splitlines()[-1])
             measured = (r["peak_kib"] - r["base_kib"]) * 1024 / side**2
             rows.append({"mode": kind, "file": ext, "side": side, "measured_bytes_per_pixel": round(measured, 1),
@@ -80,7 +78,7 @@ def main() -> None:
     rows = measure(args.side, args.model)
     m = machine_info()
     lines = ["# Decode + crop peak memory per pixel", "",
-             f"Command: `python benchmarks/decode_memory.py --side {args.side}`  ",
+             f"Command: `python -m benchmarks.decode_memory --side {args.side}`  ",
              f"Machine: {m['cpu']} ({m['arch']}, {m['cores']} cores; {vector_features()}), Python {m['python']}", "",
              "Peak RSS growth while classifying one synthetic image, over the baseline with the model loaded.",
              "The runtime refuses an image when the estimate exceeds `--memory-budget-mb` (default 320).", "",

@@ -8,8 +8,8 @@ images were actually reduced, label agreement with the full-size path, max and m
 the largest crop-box difference in full-size pixels, accuracy of both paths, and decode time.
 Writes ``reports/edge/NAME.{json,md}`` (``--name``, default ``draft_parity``).
 
-    .venv/bin/python benchmarks/draft_parity.py --model models/br35h-mobilenetv2-int8.tflite
-    .venv/bin/python benchmarks/draft_parity.py --model models/br35h-mobilenetv2-fp16.tflite \
+    .venv/bin/python -m benchmarks.draft_parity --model models/br35h-mobilenetv2-int8.tflite
+    .venv/bin/python -m benchmarks.draft_parity --model models/br35h-mobilenetv2-fp16.tflite \
         --sides 448 --name draft_parity_fp16
 """
 
@@ -22,15 +22,14 @@ import sys
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from benchmarks.cpu_features import vector_features
+from edge_runtime import Classifier
+from edge_runtime.image_io import DecodeConfig, load_image
+from edge_runtime.machine import machine_info
+from train.data.manifest import read_manifest
+from train.paths import data_root
 
-from edge_runtime import Classifier  # noqa: E402
-from edge_runtime.image_io import DecodeConfig, load_image  # noqa: E402
-from benchmarks.cpu_features import vector_features  # noqa: E402
-from edge_runtime.machine import machine_info  # noqa: E402
-from train.data.manifest import read_manifest  # noqa: E402
-from train.paths import data_root  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 def run(model: Path, data: Path, manifest: Path, sides: list[int], threads: int, split: str = "test") -> dict:
@@ -89,7 +88,7 @@ def main() -> None:
     ap.add_argument("--name", default="draft_parity", help="report file stem (one per model)")
     args = ap.parse_args()
     rep = run(args.model, data_root(args.data), args.manifest, args.sides, args.threads, args.split)
-    command = "python benchmarks/draft_parity.py " + " ".join(sys.argv[1:])
+    command = "python -m benchmarks.draft_parity " + " ".join(sys.argv[1:])
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.name}.json").write_text(json.dumps({**rep, "command": command}, indent=2) + "\n")
     (args.out / f"{args.name}.md").write_text(markdown(rep, command))

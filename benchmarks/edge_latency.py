@@ -1,8 +1,10 @@
 """Edge runtime latency on this machine: per-stage medians on real BR35H images, inference
-percentiles per thread count, written to ``reports/edge/latency.{json,md}``.
+percentiles per thread count, written to ``reports/benchmarks/edge_latency.{json,md}`` beside
+the suite's report. Inference is timed by ``br35h-edge bench``'s function, so both share
+:mod:`edge_runtime.timing`.
 
-    .venv/bin/python benchmarks/edge_latency.py --model models/br35h-mobilenetv2-int8.tflite
-    .venv/bin/python benchmarks/edge_latency.py --proxy     # no trained model yet
+    .venv/bin/python -m benchmarks.edge_latency --model models/br35h-mobilenetv2-int8.tflite
+    .venv/bin/python -m benchmarks.edge_latency --proxy     # no trained model yet
 
 ``--proxy`` builds (once, into ``.cache/edge-proxy/``, needs TensorFlow) the project's exact
 architecture - MobileNetV2 with ImageNet weights and the paper head, untrained head - and
@@ -22,13 +24,13 @@ import sys
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from edge_runtime.bench import bench
+from edge_runtime.classifier import Classifier
+from edge_runtime.image_io import load_rgb
+from edge_runtime.machine import machine_info
+from edge_runtime.timing import TimingConfig, load_average, percentiles
 
-from edge_runtime.bench import BenchConfig, bench  # noqa: E402
-from edge_runtime.machine import machine_info  # noqa: E402
-from edge_runtime.classifier import Classifier  # noqa: E402
-from edge_runtime.image_io import load_rgb  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 def build_proxy(out: Path, calibration: list[Path]) -> list[Path]:
@@ -52,7 +54,10 @@ def build_proxy(out: Path, calibration: list[Path]) -> list[Path]:
 
 
 def per_image(clf: Classifier, images: list[Path]) -> dict:
-    """Median / p90 of each stage over real images, one prediction each (after one warm-up)."""
+    """Median / p90 of each stage over real images, one prediction each (after one warm-up).
+
+    The stage times are the classifier's own (``Prediction.timings``): a file is decoded once,
+    so these cannot be repeated calls like :func:`edge_runtime.timing.time_calls`."""
     clf.classify(images[0])
     preds = [clf.classify(p) for p in images]
     stages = {
@@ -61,7 +66,7 @@ def per_image(clf: Classifier, images: list[Path]) -> dict:
         "inference_ms": [p.timings.inference_ms for p in preds],
         "total_ms": [p.timings.total_ms for p in preds],
     }
-    return {"images": len(preds), **{k: {"median": float(np.median(v)), "p90": float(np.percentile(v, 90))}
+    return {"images": len(preds), **{k: dict(zip(("median", "p90"), percentiles(v, (50, 90))))
                                      for k, v in stages.items()}}
 
 
@@ -88,7 +93,7 @@ def markdown(rep: dict) -> str:
             f"| {Path(r['model']).name} ({r['input_dtype']}) | {r['num_threads']} | {s['images']} | "
             f"{s['decode_ms']['median']:.2f} ms | {s['preprocess_ms']['median']:.2f} ms | {s['inference_ms']['median']:.2f} ms | "
             f"{s['total_ms']['median']:.2f} ms | {s['preprocess_ms']['median'] / s['inference_ms']['median']:.2f} |")
-    lines += ["", "Medians; p90 in latency.json.", "", "## Inference only (`br35h-edge bench`)", "",
+    lines += ["", "Medians; p90 in edge_latency.json.", "", "## Inference only (`br35h-edge bench`)", "",
               "| model | backend | threads | runs | mean | std | p50 | p90 | p99 |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rep["results"]:
         b = r["bench"]["inference"]
@@ -107,7 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--images", type=int, default=200, help="BR35H images for the per-image medians")
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--data", type=Path)
-    ap.add_argument("--out", type=Path, default=REPO / "reports" / "edge")
+    ap.add_argument("--out", type=Path, default=REPO / "reports" / "benchmarks",
+                    help="folder for edge_latency.json and edge_latency.md")
     args = ap.parse_args(argv)
     data = data_root(args.data)
     every = sorted((data / "yes").glob("*.jpg")) + sorted((data / "no").glob("*.jpg"))
@@ -124,19 +130,19 @@ def main(argv: list[str] | None = None) -> None:
     for model in models:
         for t in threads:
             clf = Classifier(model, num_threads=t)
-            res = bench(clf, bench_image, BenchConfig(runs=args.runs, warmup=10))
+            res = bench(clf, bench_image, TimingConfig(runs=args.runs, warmup=10))
             results.append({**clf.info, "bench": res, "per_image": per_image(clf, images)})
             print(f"{model.name} threads={t}: inference p50 {res['inference']['p50_ms']:.2f} ms", file=sys.stderr)
     rep = {
-        "command": " ".join(["python", "benchmarks/edge_latency.py", *map(shlex.quote, sys.argv[1:] if argv is None else argv)]),
+        "command": " ".join(["python -m benchmarks.edge_latency", *map(shlex.quote, sys.argv[1:] if argv is None else argv)]),
         "machine": machine_info(),
-        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+        "loadavg_start": [round(x, 2) for x in load_average() or []],
         "proxy": args.proxy,
         "results": results,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "latency.json").write_text(json.dumps(rep, indent=2) + "\n")
-    (args.out / "latency.md").write_text(markdown(rep))
+    (args.out / "edge_latency.json").write_text(json.dumps(rep, indent=2) + "\n")
+    (args.out / "edge_latency.md").write_text(markdown(rep))
     print(markdown(rep))
 
 

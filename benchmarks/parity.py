@@ -12,8 +12,8 @@ Writes ``reports/edge/parity.json`` and ``parity.md``:
 
 This script may import OpenCV and ``train``; ``edge_runtime`` never does.
 
-    .venv/bin/python benchmarks/parity.py                         # crop parity only
-    .venv/bin/python benchmarks/parity.py --model models/br35h-mobilenetv2-int8.tflite
+    .venv/bin/python -m benchmarks.parity                         # crop parity only
+    .venv/bin/python -m benchmarks.parity --model models/br35h-mobilenetv2-int8.tflite
 """
 
 from __future__ import annotations
@@ -28,17 +28,16 @@ import time
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from edge_runtime import crop as np_crop
+from edge_runtime.config import LABELS, CropConfig
+from edge_runtime.image_io import crop_and_resize, load_rgb
+from edge_runtime.interpreter import DEFAULT_THREADS, TFLiteModel
+from edge_runtime.machine import machine_info
+from train.data import crop_cv
+from train.data.manifest import read_manifest
+from train.paths import data_root
 
-from edge_runtime import crop as np_crop  # noqa: E402
-from edge_runtime.machine import machine_info  # noqa: E402
-from edge_runtime.config import LABELS, CropConfig  # noqa: E402
-from edge_runtime.image_io import crop_and_resize, load_rgb  # noqa: E402
-from edge_runtime.interpreter import DEFAULT_THREADS, TFLiteModel  # noqa: E402
-from train.data import crop_cv  # noqa: E402
-from train.data.manifest import read_manifest  # noqa: E402
-from train.paths import data_root  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -208,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     crop = CropConfig()
     crop_rep, crops = crop_parity(cfg, crop)
     rep = {
-        "command": " ".join(["python", "benchmarks/parity.py", *map(shlex.quote, sys.argv[1:] if argv is None else argv)]),
+        "command": " ".join(["python -m benchmarks.parity", *map(shlex.quote, sys.argv[1:] if argv is None else argv)]),
         "machine": machine_info(),
         "crop_fingerprint": crop.fingerprint(),
         "limit": cfg.limit,

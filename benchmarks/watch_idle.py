@@ -9,8 +9,8 @@ the startup pass is over (see ``_wait_for_first_pass``). The default
 window (65 s) includes one of the periodic full scans (every 60 s), so the figure is the
 amortised cost. ``--runtime-root`` points at another checkout's ``edge_runtime`` to compare.
 
-    .venv/bin/python benchmarks/watch_idle.py                       # this checkout
-    .venv/bin/python benchmarks/watch_idle.py --runtime-root /tmp/old --label before
+    .venv/bin/python -m benchmarks.watch_idle                       # this checkout
+    .venv/bin/python -m benchmarks.watch_idle --runtime-root /tmp/old --label before
 """
 
 from __future__ import annotations
@@ -24,8 +24,11 @@ import sys
 import tempfile
 import time
 
+from benchmarks.cpu_features import vector_features
+from edge_runtime.ledger import file_key
+from edge_runtime.machine import machine_info
+
 REPO = Path(__file__).resolve().parent.parent
-_CHILD = "import sys; sys.path.insert(0, {root!r}); from edge_runtime.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -56,9 +59,6 @@ def _wait_for_first_pass(proc: subprocess.Popen, max_wait: float) -> float:
 
 def _populate(folder: Path, log: Path, n: int) -> None:
     """``n`` files and a log holding a final record for each (path and, if known, file_key)."""
-    sys.path.insert(0, str(REPO))
-    from edge_runtime.ledger import file_key
-
     folder.mkdir(parents=True)
     lines = []
     for i in range(n):
@@ -74,9 +74,10 @@ def measure(n: int, root: Path, interval: float, warmup: float, window: float) -
         folder, log = Path(tmp) / "outbox", Path(tmp) / "results.jsonl"
         _populate(folder, log, n)
         model = REPO / "tests" / "assets" / "tiny_int8.tflite"
-        cmd = [sys.executable, "-c", _CHILD.format(root=str(root)), "watch", str(folder), "-o", str(log),
+        # cwd=root, which ``python -m`` puts first on sys.path: that checkout's edge_runtime runs.
+        cmd = [sys.executable, "-m", "edge_runtime", "watch", str(folder), "-o", str(log),
                "--model", str(model), "--threads", "1", "--interval", str(interval)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             time.sleep(warmup)
             waited = _wait_for_first_pass(proc, max_wait=300.0)
@@ -115,17 +116,13 @@ def main() -> None:
 
 
 def markdown(rows: list[dict]) -> str:
-    sys.path.insert(0, str(REPO))
-    from benchmarks.cpu_features import vector_features
-    from edge_runtime.machine import machine_info
-
     m = machine_info()
     lines = ["# `watch` idle CPU vs folder size", "",
              "Commands (each appends to the JSON, the last one writes this file):", "",
              "```bash",
              "git archive 6334ab0 edge_runtime | tar -x -C /tmp/oldrt   # the runtime before this change",
-             "python benchmarks/watch_idle.py --files 20000 --runtime-root /tmp/oldrt --label 'before (6334ab0)' --json reports/edge/watch_idle.json",
-             "python benchmarks/watch_idle.py --files 2000 20000 --json reports/edge/watch_idle.json --markdown reports/edge/watch_idle.md",
+             "python -m benchmarks.watch_idle --files 20000 --runtime-root /tmp/oldrt --label 'before (6334ab0)' --json reports/edge/watch_idle.json",
+             "python -m benchmarks.watch_idle --files 2000 20000 --json reports/edge/watch_idle.json --markdown reports/edge/watch_idle.md",
              "```", "",
              f"Machine: {m['cpu']} ({m['arch']}, {m['cores']} cores; {vector_features()}), Python {m['python']}. "
              "Shared with other jobs (load average ~10 on 2 cores during the runs): CPU *time* of the watcher is "

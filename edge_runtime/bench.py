@@ -1,15 +1,13 @@
-"""On-device latency: warm-up, N timed runs, summary statistics, and the machine they came from.
+"""On-device latency of one model or of several artifacts side by side, and the machine it ran on.
 
 Inference is timed on the model alone (the tensor already prepared), preprocessing on the
 numpy crop of one decoded image, so the report can show that preprocessing is a small
 fraction of the total. Threads and backend are part of every result: a number without them
-cannot be compared.
+cannot be compared. The clock, warm-up and statistics are :mod:`edge_runtime.timing`'s.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -19,34 +17,7 @@ from .classifier import Classifier
 from .crop import crop_image
 from .image_io import load_rgb
 from .machine import machine_info
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    runs: int = 100
-    warmup: int = 10
-
-    def __post_init__(self) -> None:
-        if self.runs < 1 or self.warmup < 0:
-            raise ValueError(f"need runs >= 1 and warmup >= 0, got {self.runs} and {self.warmup}")
-
-
-def summarize(ms: np.ndarray) -> dict:
-    """mean/std/min/p50/p90/p99/max of a sample of milliseconds."""
-    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
-    return {"n": int(ms.size), "mean_ms": float(ms.mean()), "std_ms": float(ms.std()), "min_ms": float(ms.min()),
-            "p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99), "max_ms": float(ms.max())}
-
-
-def _time(fn: Callable[[], object], cfg: BenchConfig) -> np.ndarray:
-    for _ in range(cfg.warmup):
-        fn()
-    out = np.empty(cfg.runs)
-    for i in range(cfg.runs):
-        t0 = time.perf_counter()
-        fn()
-        out[i] = (time.perf_counter() - t0) * 1e3
-    return out
+from .timing import TimingConfig, summarize, time_calls
 
 
 def synthetic_slice(size: int = 512, seed: int = 0) -> np.ndarray:
@@ -58,20 +29,22 @@ def synthetic_slice(size: int = 512, seed: int = 0) -> np.ndarray:
     return np.repeat(gray[:, :, None], 3, axis=2)
 
 
-def bench(classifier: Classifier, image: Path | None = None, cfg: BenchConfig = BenchConfig()) -> dict:
+def bench(classifier: Classifier, image: Path | None = None, cfg: TimingConfig = TimingConfig()) -> dict:
     """Latency report for ``classifier`` on ``image`` (or a synthetic 512 px slice)."""
     rgb = load_rgb(image, classifier.crop.max_pixels) if image else synthetic_slice()
     cropped, _ = crop_image(rgb, classifier.crop)
-    pre = _time(lambda: crop_image(rgb, classifier.crop), cfg)
-    inf = _time(lambda: classifier.model.scores(cropped), cfg)
+    threads = classifier.model.num_threads
+    pre = time_calls([lambda: crop_image(rgb, classifier.crop)], cfg, threads)
+    inf = time_calls([lambda: classifier.model.scores(cropped)], cfg, threads)
     return {
         **classifier.info,
         "image": str(image) if image else "synthetic 512x512",
         "image_shape": list(rgb.shape),
         "runs": cfg.runs,
         "warmup": cfg.warmup,
-        "inference": summarize(inf),
-        "preprocess": summarize(pre),
+        "inference": summarize(inf.ms[0]),
+        "preprocess": summarize(pre.ms[0]),
+        **inf.conditions(),  # the load around the inference timing, which the report leads with
         "machine": machine_info(),
     }
 
@@ -148,7 +121,7 @@ def recommend(rows: list[dict]) -> tuple[dict, str]:
     return choice, why
 
 
-def compare(paths: list[Path], image: Path | None, threads: int, cfg: BenchConfig = BenchConfig(),
+def compare(paths: list[Path], image: Path | None, threads: int, cfg: TimingConfig = TimingConfig(),
             backend=None) -> dict:
     """Median inference of every artifact in ``paths`` on the same crop, interleaved in one run, and
     which to use.
@@ -158,15 +131,11 @@ def compare(paths: list[Path], image: Path | None, threads: int, cfg: BenchConfi
     TFLite is kept while it is within :data:`INT8_PREFERENCE` of it. Ratios within one run are the
     numbers to trust on a shared machine; the load average is recorded with them.
     """
-    from .classifier import Classifier
     from .config import CropConfig
-
-    import os
 
     crop_cfg = CropConfig()
     rgb = load_rgb(image, crop_cfg.max_pixels) if image else synthetic_slice()
     cropped, _ = crop_image(rgb, crop_cfg)
-    load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
     rows, skipped, runners = [], [], []
     for path in _distinct(paths):
         if path.suffix == ".onnx":
@@ -181,23 +150,12 @@ def compare(paths: list[Path], image: Path | None, threads: int, cfg: BenchConfi
         runners.append(run)
         rows.append({"artifact": str(path), "name": path.name, "runtime": runtime, "bytes": path.stat().st_size,
                      "accuracy": _artifact_accuracy(path)})
-    # Interleaved rounds (each artifact once per round): on a shared machine every artifact then
-    # sees the same load, so the ratios hold even when the absolute times drift.
-    for run in runners:
-        for _ in range(cfg.warmup):
-            run(cropped)
-    ms = np.empty((len(runners), cfg.runs))
-    for i in range(cfg.runs):
-        for j, run in enumerate(runners):
-            t0 = time.perf_counter()
-            run(cropped)
-            ms[j, i] = (time.perf_counter() - t0) * 1e3
-    for row, sample in zip(rows, ms):
-        row["inference"] = summarize(sample)
     if not rows:
         raise ValueError("no artifact could be run: " + "; ".join(f"{s['artifact']}: {s['reason']}" for s in skipped))
+    # Interleaved rounds (each artifact once per round): every artifact sees the same load.
+    timed = time_calls([lambda run=run: run(cropped) for run in runners], cfg, threads)
+    for row, sample in zip(rows, timed.ms):
+        row["inference"] = summarize(sample)
     choice, why = recommend(rows)
-    return {"image": str(image) if image else "synthetic 512x512", "threads": threads, "runs": cfg.runs,
-            "warmup": cfg.warmup, "loadavg_start": load_start,
-            "loadavg_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
-            "artifacts": rows, "skipped": skipped, "use": choice["name"], "why": why, "machine": machine_info()}
+    return {"image": str(image) if image else "synthetic 512x512", **timed.conditions(), "runs": cfg.runs,
+            "warmup": cfg.warmup, "artifacts": rows, "skipped": skipped, "use": choice["name"], "why": why, "machine": machine_info()}

@@ -4,7 +4,7 @@ A small file can hold a huge image (a 95 KB 16-bit PNG of 7000x7000 px peaks at 
 on a 1 GB Raspberry Pi running out of memory kills the whole process, not just one file. The
 header gives width, height and pixel mode, which bound the working set: Pillow's own buffer,
 the conversion to 8-bit RGB, and the numpy crop (float32 grey, blur and morphology buffers on
-the full image). The per-pixel costs below were measured with ``benchmarks/decode_memory.py``
+the full image). The per-pixel costs below were measured with ``python -m benchmarks.decode_memory``
 (peak RSS growth per pixel on a 16 MP image, report `reports/edge/decode_memory.md`)
 and rounded up: the estimate stays 1-8 bytes per pixel above the measurement.
 """

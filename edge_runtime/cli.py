@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 import sys
 
-from .bench import BenchConfig, bench, compare
+from .bench import bench, compare
 from .classifier import Classifier
 from .default_model import ModelNotFoundError
 from . import evaluate as evaluate_cmd
@@ -23,7 +23,8 @@ from .image_io import DecodeConfig
 from .interpreter import DEFAULT_THREADS, ModelError, find_backend
 from .ledger import Ledger
 from .outputs import AtomicOutput, OutputError, check_output
-from .records import FORMATS, classify_record, write_records
+from .records import classify_record, write_records
+from .timing import TimingConfig
 from .walk import expand, is_image_name
 from .watch import WatchConfig, watch
 
@@ -76,8 +77,8 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", parents=[common], help="on-device latency: warm-up, N runs, percentiles")
     b.add_argument("--image", type=Path, help="image to preprocess and classify (default: synthetic slice)")
-    b.add_argument("--runs", type=int, default=BenchConfig.runs)
-    b.add_argument("--warmup", type=int, default=BenchConfig.warmup)
+    b.add_argument("--runs", type=int, default=TimingConfig.runs)
+    b.add_argument("--warmup", type=int, default=TimingConfig.warmup)
     b.add_argument("--json", type=Path, help="also write the full result as JSON here")
     b.add_argument("--compare", nargs="*", type=Path, metavar="PATH",
                    help="time every artifact (.tflite; .onnx if onnxruntime is installed) in these files/folders "
@@ -150,7 +151,7 @@ def _compare(args: argparse.Namespace, clf: Classifier) -> int:
     places = args.compare or [clf.model.path.parent, *(c.parent for c in candidates() if c.is_file())]
     paths = sorted({p for place in places for p in ([place] if place.is_file() else
                                                        [*place.glob("*.tflite"), *place.glob("*.onnx")])})
-    res = compare(paths, args.image, args.threads, BenchConfig(args.runs, args.warmup), clf.model.backend)
+    res = compare(paths, args.image, args.threads, TimingConfig(args.runs, args.warmup), clf.model.backend)
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")
     m = res["machine"]
@@ -169,7 +170,7 @@ def _compare(args: argparse.Namespace, clf: Classifier) -> int:
 def _bench(args: argparse.Namespace, clf: Classifier) -> int:
     if args.compare is not None:
         return _compare(args, clf)
-    res = bench(clf, args.image, BenchConfig(args.runs, args.warmup))
+    res = bench(clf, args.image, TimingConfig(args.runs, args.warmup))
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")
     inf, pre = res["inference"], res["preprocess"]

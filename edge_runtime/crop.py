@@ -1,6 +1,6 @@
 """The paper's brain crop in numpy only, integer-exact to OpenCV where it is cheap.
 
-Same steps as ``train/data/crop_cv.py`` (the reference; ``benchmarks/parity.py`` measures the
+Same steps as ``train/data/crop_cv.py`` (the reference; ``python -m benchmarks.parity`` measures the
 two against each other on all of BR35H):
 
 - gray: OpenCV's fixed-point ``COLOR_RGB2GRAY``, ``(9798 R + 19235 G + 3735 B + 2^14) >> 15``

@@ -82,6 +82,30 @@ def test_accuracy_below_the_bar_fails_the_run(tmp_path, suite_inputs, synthetic_
     assert len(json.loads((out / "accuracy.json").read_text())["records"]) == 2  # written even when failing
 
 
+def test_suite_times_with_the_runtime_timing_core(tmp_path, suite_inputs, synthetic_dataset, monkeypatch) -> None:
+    """In process, with :data:`edge_runtime.timing.clock` replaced by one that advances exactly
+    2**-9 s per reading: every round pytest-benchmark records, and every percentile, is that step."""
+    import itertools
+
+    from benchmarks.__main__ import main
+    from edge_runtime import timing
+
+    step = 2.0**-9
+    ticks = itertools.count()
+    monkeypatch.setattr(timing, "clock", lambda: next(ticks) * step)
+    arts, manifest = suite_inputs
+    out = tmp_path / "report"
+    status = main(["--out", str(out), "--no-floor", "--artifacts", str(arts), "--manifest", str(manifest),
+                   "--grouped-manifest", str(out / "absent.csv"), "--data", str(synthetic_dataset), "--images", "2",
+                   "--rounds", "3", "--warmup", "1", "--threads", "1", "-k", "latency", "-q"])
+    assert status == 0
+    benches = json.loads((out / "latency.json").read_text())["benchmarks"]
+    assert len(benches) == 5
+    for b in benches:
+        assert b["stats"]["min"] == b["stats"]["max"] == step and b["stats"]["rounds"] == 3
+        assert b["extra_info"]["p5_ms"] == b["extra_info"]["median_ms"] == b["extra_info"]["p95_ms"] == step * 1e3
+
+
 def test_benchmarks_are_not_collected_by_default() -> None:
     """``make test`` must stay fast: the suite runs only on purpose."""
     import tomllib

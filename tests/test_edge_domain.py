@@ -1,7 +1,7 @@
 """The domain gate, the model contract and the degenerate-input rule in the device runtime.
 
 Runs without TensorFlow on ``tests/assets/tiny_domain_int8.tflite`` (made by
-``tests/assets/make_domain_model.py`` with the project's own conversion code: a tiny random-feature
+``python -m tests.assets.make_domain_model`` with the project's own conversion code: a tiny random-feature
 network whose domain check was fitted on BR35H crops, with its contract embedded).
 """
 

@@ -50,7 +50,7 @@ def _fill_wheelhouse() -> None:
     """Download the runtime's wheels once (a registry is needed only this first time)."""
     WHEELHOUSE.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--dest", str(WHEELHOUSE),
-           "numpy>=1.22", "pillow>=9.0", "ai-edge-litert>=2.1", "setuptools>=68", "wheel"]
+           "numpy>=1.22", "pillow>=9.1", "ai-edge-litert>=2.1", "setuptools>=68", "wheel"]
     try:
         subprocess.run(cmd, check=True, capture_output=True, timeout=300)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:

@@ -27,7 +27,6 @@ LIMIT_MIB = 768
 _CHILD = """
 import resource, sys
 resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))
-sys.path.insert(0, {repo!r})
 from edge_runtime.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -49,9 +48,9 @@ def images(tmp_path_factory) -> list[Path]:
 
 
 def _predict(images: list[Path], *extra: str) -> tuple[int, list[dict], str]:
-    code = _CHILD.format(limit=LIMIT_MIB * 2**20, repo=str(REPO))
+    code = _CHILD.format(limit=LIMIT_MIB * 2**20)
     proc = subprocess.run([sys.executable, "-c", code, "predict", "--model", MODEL, "--threads", "1", "--jsonl",
-                           *extra, *map(str, images)], capture_output=True, text=True, timeout=120)
+                           *extra, *map(str, images)], cwd=REPO, capture_output=True, text=True, timeout=120)
     return proc.returncode, [json.loads(x) for x in proc.stdout.splitlines()], proc.stderr
 
 

@@ -26,7 +26,7 @@ from tests.conftest import synthetic_mri
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = str(REPO / "tests" / "assets" / "tiny_int8.tflite")
-DRIVER = str(REPO / "tests" / "helpers" / "watch_kill.py")
+DRIVER = ["-m", "tests.helpers.watch_kill"]  # run with cwd=REPO, which -m puts on sys.path
 
 
 @pytest.mark.parametrize("suffix, seed", [(".jsonl", 14), (".csv", 41)])
@@ -43,7 +43,7 @@ def test_killed_watch_loses_and_duplicates_nothing(tmp_path, suffix, seed):
     kills = []
     for _ in range(30):
         kill_at, mode = rng.randint(1, 10), rng.choice(["before", "torn", "after"])
-        proc = subprocess.run([sys.executable, DRIVER, str(folder), str(log), MODEL, str(kill_at), mode],
+        proc = subprocess.run([sys.executable, *DRIVER, str(folder), str(log), MODEL, str(kill_at), mode],
                               cwd=REPO, capture_output=True, text=True, timeout=60)
         if proc.returncode == -9:
             kills.append(mode)
@@ -53,7 +53,7 @@ def test_killed_watch_loses_and_duplicates_nothing(tmp_path, suffix, seed):
     else:
         pytest.fail("watch never finished")
     assert len(kills) >= 3 and {"torn", "after"} <= set(kills), kills  # the hard cases happened
-    proc = subprocess.run([sys.executable, DRIVER, str(folder), str(log), MODEL, "0", "none"],
+    proc = subprocess.run([sys.executable, *DRIVER, str(folder), str(log), MODEL, "0", "none"],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "torn" not in proc.stderr  # nothing left to do, nothing to repair
     text = log.read_text(encoding="utf-8")

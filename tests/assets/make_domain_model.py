@@ -5,7 +5,7 @@ accepted, a photo, a text page or noise is refused. It is made with the project'
 (``convert.domain.attach`` -> ``tflite_export`` int8 with the float tail -> ``convert.contract``),
 fitted on BR35H crops; only the model (a few tens of KB) is committed, no image.
 
-    .venv/bin/python tests/assets/make_domain_model.py   # needs TensorFlow and ../shared/data/br35h
+    .venv/bin/python -m tests.assets.make_domain_model   # needs TensorFlow and ../shared/data/br35h
 
 Fit images: the first 80 of ``yes/`` and of ``no/`` in number order; validation (threshold): the
 next 20 of each. The tests use other files (numbers 1400 and up).
@@ -17,13 +17,11 @@ import argparse
 from dataclasses import dataclass
 import os
 from pathlib import Path
-import sys
 import tempfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import numpy as np
 
-import numpy as np  # noqa: E402
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 NAME = "tiny_domain_int8.tflite"
 

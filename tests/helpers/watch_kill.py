@@ -1,6 +1,6 @@
 """Run ``br35h-edge watch --once`` and SIGKILL it at a chosen ledger write (fault injection).
 
-    python tests/helpers/watch_kill.py FOLDER LOG MODEL KILL_AT MODE
+    python -m tests.helpers.watch_kill FOLDER LOG MODEL KILL_AT MODE     # from the repository root
 
 ``KILL_AT``: the 1-based ``os.write`` on the log at which the process dies (0 = never);
 ``MODE``: ``before`` (nothing of that record written), ``torn`` (half of its bytes written),
@@ -11,14 +11,11 @@ every run kills at the same points.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 import signal
 import sys
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from edge_runtime import ledger  # noqa: E402
-from edge_runtime.cli import main  # noqa: E402
+from edge_runtime import ledger
+from edge_runtime.cli import main
 
 
 def _install(kill_at: int, mode: str) -> None:
