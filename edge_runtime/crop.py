@@ -14,11 +14,15 @@ two against each other on all of BR35H):
   :func:`find_box`. Everything after the mask works on row runs, not pixels: labelling is a
   vectorised hook-and-compress union over runs that touch in adjacent rows;
 - box: extreme points, half-open.
+
+``CropConfig.analysis_min_side > 0`` runs the mask and search on a reduced gray image instead
+(:func:`box_of_gray`): not the training crop, an opt-in measured by ``benchmarks/prep_parity.py``.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 from .config import CropBox, CropConfig
 from .image_io import crop_and_resize, crop_and_resize_gray
@@ -261,6 +265,30 @@ def _dominant_region_box(rows, starts, ends, width: int) -> CropBox | None:
     return CropBox(int(left[best]), int(top[best]), int(right[best]), int(bottom[best]))
 
 
+def analysis_factor(height: int, width: int, cfg: CropConfig = CropConfig()) -> int:
+    """Integer reduction the mask and region search run at (1 = full size, the training crop)."""
+    if cfg.analysis_min_side <= 0:
+        return 1
+    return max(1, min(height, width) // cfg.analysis_min_side)
+
+
+def box_of_gray(gray: np.ndarray, cfg: CropConfig = CropConfig()) -> CropBox:
+    """The crop box from the gray image, at the size ``cfg.analysis_min_side`` asks for.
+
+    Reduced by ``f``, a box ``[l, r)`` covers full-size pixels ``[l f, r f)``, clipped to the
+    image (the last block of ``Image.reduce`` may be partial).
+    """
+    h, w = gray.shape
+    f = analysis_factor(h, w, cfg)
+    if f == 1:
+        return box_of_mask(mask_of_gray(gray, cfg), cfg)
+    small = np.asarray(Image.fromarray(np.ascontiguousarray(gray)).reduce(f))
+    b = box_of_mask(mask_of_gray(small, cfg), cfg)
+    if b.fallback:
+        return CropBox(0, 0, w, h, fallback=True)
+    return CropBox(b.left * f, b.top * f, min(w, b.right * f), min(h, b.bottom * f))
+
+
 def find_box(rgb: np.ndarray, cfg: CropConfig = CropConfig()) -> CropBox:
     """Box of the region with the largest outer contour; whole image, ``fallback=True``, if none.
 
@@ -271,7 +299,7 @@ def find_box(rgb: np.ndarray, cfg: CropConfig = CropConfig()) -> CropBox:
     filled pixel count and, only when a runner-up is within a factor 2, by that exact area.
     A clearly dominant region (most slices) skips all of that, see :func:`_dominant_region_box`.
     """
-    return box_of_mask(brain_mask(rgb, cfg), cfg)
+    return box_of_gray(gray_of(rgb)[0], cfg)
 
 
 def box_of_mask(mask: np.ndarray, cfg: CropConfig = CropConfig()) -> CropBox:
@@ -347,7 +375,7 @@ def crop_image(rgb: np.ndarray, cfg: CropConfig = CropConfig()) -> tuple[np.ndar
     channels are equal (most slices), a one-channel resize: the same pixels, less work.
     """
     gray, is_gray = gray_of(rgb)
-    box = box_of_mask(mask_of_gray(gray, cfg), cfg)
+    box = box_of_gray(gray, cfg)
     if not box.fallback and degenerate(rgb, box, cfg, gray) is not None:
         box = CropBox(*box.as_tuple(), fallback=True)
     if is_gray:
