@@ -18,6 +18,12 @@ LABELS: tuple[str, str] = ("no", "yes")
 TUMOUR_INDEX = 1
 
 
+#: Fields added after models, caches and contracts were made, with the default that reproduces
+#: the earlier behaviour: left out of ``to_dict`` (and so of the fingerprint) at that default, so
+#: every existing fingerprint, cache key and embedded contract stays valid.
+_LATER_FIELDS = {"analysis_min_side": 0}
+
+
 @dataclass(frozen=True)
 class CropConfig:
     """The paper's brain crop: gray -> blur -> threshold -> open-ish morphology -> extremes.
@@ -34,6 +40,14 @@ class CropConfig:
             and OpenCV's INTER_CUBIC aliases badly on such downscales.
         max_pixels: decoding refuses images above this many pixels instead of exhausting
             memory (a 4-core Pi has 1-8 GiB).
+        analysis_min_side: 0 (the default, what training does): the mask and region search
+            run at full size. ``n > 0``: they run on the gray image reduced by the largest
+            integer factor ``f`` (box average, ``Image.reduce``) that keeps ``n`` px on its
+            shorter side, and the box is scaled back by ``f``; the crop and resize still use
+            the full-size pixels. Cuts the mask and search work by ``f^2`` on large images,
+            but another region can win on the reduced mask (boxes moved by up to 370 px on
+            test, ``reports/edge/prep_parity.md``) although no answer changed: not the training
+            crop, so only a contract of a model trained with it should set it.
     """
 
     blur_ksize: int = 5
@@ -43,6 +57,7 @@ class CropConfig:
     size: int = 224
     resample: str = "bicubic"
     max_pixels: int = 50_000_000
+    analysis_min_side: int = 0
 
     def __post_init__(self) -> None:
         if self.blur_ksize < 1 or self.blur_ksize % 2 == 0:
@@ -55,6 +70,8 @@ class CropConfig:
             raise ValueError(f"size must be positive, got {self.size}")
         if self.resample not in ("nearest", "bilinear", "bicubic", "lanczos"):
             raise ValueError(f"unknown resample filter {self.resample!r}")
+        if self.analysis_min_side < 0:
+            raise ValueError(f"analysis_min_side must be >= 0, got {self.analysis_min_side}")
 
     @property
     def blur_sigma(self) -> float:
@@ -62,7 +79,12 @@ class CropConfig:
         return 0.3 * ((self.blur_ksize - 1) * 0.5 - 1) + 0.8
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields, less those added later while at their default (see :data:`_LATER_FIELDS`)."""
+        d = asdict(self)
+        for name, default in _LATER_FIELDS.items():
+            if d[name] == default:
+                del d[name]
+        return d
 
     def fingerprint(self) -> str:
         """Short stable hash of the parameters, used in cache keys and manifests."""

@@ -14,14 +14,18 @@ two against each other on all of BR35H):
   :func:`find_box`. Everything after the mask works on row runs, not pixels: labelling is a
   vectorised hook-and-compress union over runs that touch in adjacent rows;
 - box: extreme points, half-open.
+
+``CropConfig.analysis_min_side > 0`` runs the mask and search on a reduced gray image instead
+(:func:`box_of_gray`): not the training crop, an opt-in measured by ``benchmarks/prep_parity.py``.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 from .config import CropBox, CropConfig
-from .image_io import crop_and_resize
+from .image_io import crop_and_resize, crop_and_resize_gray
 
 # OpenCV's small-kernel table for sigma <= 0 (getGaussianKernel): binomial, exact in fixed point.
 _BINOMIAL = {1: (1,), 3: (1, 2, 1), 5: (1, 4, 6, 4, 1), 7: (1, 6, 15, 20, 15, 6, 1)}
@@ -36,6 +40,31 @@ def to_gray(rgb: np.ndarray) -> np.ndarray:
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an HxWx3 uint8 RGB array, got {rgb.dtype} {rgb.shape}")
     return ((rgb.astype(np.float32) @ _GRAY_WEIGHTS + 16384.0) * (1.0 / 32768.0)).astype(np.uint8)
+
+
+def gray_channel(rgb: np.ndarray) -> np.ndarray | None:
+    """Channel 0 when R = G = B at every pixel (then it *is* :func:`to_gray`'s result), else None.
+
+    OpenCV's weights sum to 2^15, so a grey pixel maps to itself. Most MRI slices are stored as
+    RGB with equal channels; the check XORs each byte with the next along a row and keeps the
+    (R^G, G^B) bytes of each pixel: contiguous passes, ~4x cheaper than the weighted sum.
+    """
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an HxWx3 uint8 RGB array, got {rgb.dtype} {rgb.shape}")
+    h, w = rgb.shape[:2]
+    if h == 0 or w == 0 or not rgb.flags.c_contiguous:
+        return rgb[:, :, 0] if np.array_equal(rgb[:, :, 0], rgb[:, :, 1]) and np.array_equal(
+            rgb[:, :, 1], rgb[:, :, 2]) else None
+    rows = rgb.reshape(h, 3 * w)
+    diff = np.bitwise_xor(rows[:, 1:], rows[:, :-1])
+    diff &= np.tile(np.array([255, 255, 0], np.uint8), w)[:-1]  # ignore B ^ next pixel's R
+    return None if diff.any() else rgb[:, :, 0]
+
+
+def gray_of(rgb: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``(to_gray(rgb), True when all channels are equal)``; the gray is a view in that case."""
+    g = gray_channel(rgb)
+    return (to_gray(rgb), False) if g is None else (g, True)
 
 
 def _gaussian_taps(k: int, sigma: float) -> np.ndarray:
@@ -99,11 +128,39 @@ def _box_filter(mask: np.ndarray, radius: int, erode: bool) -> np.ndarray:
     return out
 
 
-def brain_mask(rgb: np.ndarray, cfg: CropConfig = CropConfig()) -> np.ndarray:
-    """Bool mask the region search runs on (True = brain), equal to the OpenCV reference's."""
-    mask = gaussian_blur(to_gray(rgb), cfg.blur_ksize, cfg.blur_sigma) > cfg.threshold
+def blur_above(gray: np.ndarray, k: int, sigma: float, threshold: int) -> np.ndarray:
+    """``gaussian_blur(gray, k, sigma) > threshold`` without rounding and narrowing the blur.
+
+    The rounded value ``(acc + norm // 2) // norm`` exceeds ``t`` exactly when
+    ``acc >= (t + 1) * norm - norm // 2``: one comparison on the accumulator instead of three
+    passes (add, shift, cast) and a comparison.
+    """
+    if k == 1:
+        return gray > threshold
+    taps = _gaussian_taps(k, sigma)
+    norm = int(taps.sum()) ** 2
+    dtype = np.uint16 if 255 * norm + norm // 2 < 2**16 else np.int64
+    h, w = gray.shape
+    padded = gray[_reflect101(h, k // 2)][:, _reflect101(w, k // 2)].astype(dtype)
+    rows = padded[:, :w] * dtype(taps[0])
+    for i in range(1, k):
+        rows += padded[:, i : i + w] * dtype(taps[i])
+    acc = rows[:h] * dtype(taps[0])
+    for i in range(1, k):
+        acc += rows[i : i + h] * dtype(taps[i])
+    return acc >= (threshold + 1) * norm - norm // 2
+
+
+def mask_of_gray(gray: np.ndarray, cfg: CropConfig = CropConfig()) -> np.ndarray:
+    """:func:`brain_mask` of an image whose gray version is ``gray``."""
+    mask = blur_above(gray, cfg.blur_ksize, cfg.blur_sigma, cfg.threshold)
     mask = _box_filter(mask, cfg.erode_iterations, erode=True)
     return _box_filter(mask, cfg.dilate_iterations, erode=False)
+
+
+def brain_mask(rgb: np.ndarray, cfg: CropConfig = CropConfig()) -> np.ndarray:
+    """Bool mask the region search runs on (True = brain), equal to the OpenCV reference's."""
+    return mask_of_gray(gray_of(rgb)[0], cfg)
 
 
 # --- row runs ------------------------------------------------------------------------------
@@ -208,6 +265,30 @@ def _dominant_region_box(rows, starts, ends, width: int) -> CropBox | None:
     return CropBox(int(left[best]), int(top[best]), int(right[best]), int(bottom[best]))
 
 
+def analysis_factor(height: int, width: int, cfg: CropConfig = CropConfig()) -> int:
+    """Integer reduction the mask and region search run at (1 = full size, the training crop)."""
+    if cfg.analysis_min_side <= 0:
+        return 1
+    return max(1, min(height, width) // cfg.analysis_min_side)
+
+
+def box_of_gray(gray: np.ndarray, cfg: CropConfig = CropConfig()) -> CropBox:
+    """The crop box from the gray image, at the size ``cfg.analysis_min_side`` asks for.
+
+    Reduced by ``f``, a box ``[l, r)`` covers full-size pixels ``[l f, r f)``, clipped to the
+    image (the last block of ``Image.reduce`` may be partial).
+    """
+    h, w = gray.shape
+    f = analysis_factor(h, w, cfg)
+    if f == 1:
+        return box_of_mask(mask_of_gray(gray, cfg), cfg)
+    small = np.asarray(Image.fromarray(np.ascontiguousarray(gray)).reduce(f))
+    b = box_of_mask(mask_of_gray(small, cfg), cfg)
+    if b.fallback:
+        return CropBox(0, 0, w, h, fallback=True)
+    return CropBox(b.left * f, b.top * f, min(w, b.right * f), min(h, b.bottom * f))
+
+
 def find_box(rgb: np.ndarray, cfg: CropConfig = CropConfig()) -> CropBox:
     """Box of the region with the largest outer contour; whole image, ``fallback=True``, if none.
 
@@ -218,8 +299,13 @@ def find_box(rgb: np.ndarray, cfg: CropConfig = CropConfig()) -> CropBox:
     filled pixel count and, only when a runner-up is within a factor 2, by that exact area.
     A clearly dominant region (most slices) skips all of that, see :func:`_dominant_region_box`.
     """
-    h, w = rgb.shape[:2]
-    rows, starts, ends = _runs(brain_mask(rgb, cfg))
+    return box_of_gray(gray_of(rgb)[0], cfg)
+
+
+def box_of_mask(mask: np.ndarray, cfg: CropConfig = CropConfig()) -> CropBox:
+    """:func:`find_box`'s region search on an already computed :func:`brain_mask`."""
+    h, w = mask.shape
+    rows, starts, ends = _runs(mask)
     if len(rows) == 0:
         return CropBox(0, 0, w, h, fallback=True)
     box = _dominant_region_box(rows, starts, ends, w) if cfg.dilate_iterations >= 1 else None
@@ -254,13 +340,15 @@ MIN_SIDE = 32
 FLAT_STD = 8.0
 
 
-def degenerate(rgb: np.ndarray, box: CropBox, cfg: CropConfig = CropConfig()) -> str | None:
+def degenerate(rgb: np.ndarray, box: CropBox, cfg: CropConfig = CropConfig(),
+               gray: np.ndarray | None = None) -> str | None:
     """Why an image holds no brain to classify even though :func:`find_box` returned a box, else None.
 
     The rule (checked in this order): no mask at all (``box.fallback``: all-black, dark images);
     an image side under :data:`MIN_SIDE` (1x1, 2x2, 1x500 ...); a box spanning the whole frame
     on a flat image (gray std < :data:`FLAT_STD`: all-white, flat grey, a mask over everything).
-    The std is computed only when the box is the whole frame, so the common case costs nothing.
+    The std is computed only when the box is the whole frame, so the common case costs nothing
+    (``gray``, when given, is ``to_gray(rgb)`` already computed).
     Measured on all 3000 BR35H and 7019 Nickparvar images: never true (smallest side 150 px;
     smallest gray std of a whole-frame box 39), so crop boxes and parity with training are
     untouched; this only adds the flag.
@@ -271,7 +359,7 @@ def degenerate(rgb: np.ndarray, box: CropBox, cfg: CropConfig = CropConfig()) ->
     if min(h, w) < MIN_SIDE:
         return f"image {w}x{h} is smaller than {MIN_SIDE} px on a side"
     if box.as_tuple() == (0, 0, w, h):
-        std = float(to_gray(rgb).std())
+        std = float((to_gray(rgb) if gray is None else gray).std())
         if std < FLAT_STD:
             return f"the crop is the whole frame and the image is flat (gray std {std:.1f} < {FLAT_STD:g})"
     return None
@@ -282,8 +370,14 @@ def crop_image(rgb: np.ndarray, cfg: CropConfig = CropConfig()) -> tuple[np.ndar
 
     A :func:`degenerate` input keeps its box (the pixels classified are the training crop's) but
     is flagged ``fallback=True`` ("no brain found"), so it is never reported as in domain.
+
+    The gray image is computed once for the mask, the degenerate check and, when the three
+    channels are equal (most slices), a one-channel resize: the same pixels, less work.
     """
-    box = find_box(rgb, cfg)
-    if not box.fallback and degenerate(rgb, box, cfg) is not None:
+    gray, is_gray = gray_of(rgb)
+    box = box_of_gray(gray, cfg)
+    if not box.fallback and degenerate(rgb, box, cfg, gray) is not None:
         box = CropBox(*box.as_tuple(), fallback=True)
+    if is_gray:
+        return crop_and_resize_gray(gray, box, cfg.size, cfg.resample), box
     return crop_and_resize(rgb, box, cfg.size, cfg.resample), box
