@@ -209,12 +209,14 @@ def test_keep_float_converts_end_to_end_with_the_kept_conv_float(tmp_path):
 def test_cli_flag_parses_and_defaults_to_full_integer():
     from convert.__main__ import config_from, parse_args
     from convert.config import KEEP_FLOAT_DEFAULT, QuantizationConfig
+    from convert.tflite_export import keeps_float_ops
 
     base = ["--model", "m.keras", "--manifest", "x.csv", "--out", "o"]
     assert config_from(parse_args(base)).quant.keep_float == KEEP_FLOAT_DEFAULT
     q = config_from(parse_args([*base, "--int8-keep-float", "2"])).quant
-    assert q.keep_float == 2 and q.selective
-    assert not QuantizationConfig(keep_float=0).selective
+    assert q.keep_float == 2 and keeps_float_ops(q, [SENSITIVE])
+    assert not keeps_float_ops(q, [])  # the ranking found no conv: the plain full-integer recipe
+    assert keeps_float_ops(QuantizationConfig(float_tail=True)) and not keeps_float_ops(QuantizationConfig())
     with pytest.raises(ValueError):
         QuantizationConfig(keep_float=-1)
 
