@@ -26,7 +26,7 @@ import numpy as np
 from convert import calibration, report, tflite_export
 from convert.config import QuantizationConfig
 from convert.evaluate import score
-from convert.runtimes import TFLiteModel, keras_predict
+from convert.runtimes import TFLiteRunner, keras_predict
 from edge_runtime.machine import describe
 from train.data.manifest import read_manifest
 
@@ -52,7 +52,7 @@ def layer_stats(saved_model: Path, calib_x: np.ndarray, qcfg: QuantizationConfig
 def evaluate_int8(saved_model: Path, calib_x: np.ndarray, qcfg: QuantizationConfig, test_x, test_y, ref) -> dict:
     t = time.perf_counter()
     flat = tflite_export.convert(saved_model, "int8", calibration.representative_dataset(calib_x), qcfg)
-    m = score(TFLiteModel(flat).predict(test_x), test_y, ref)
+    m = score(TFLiteRunner(flat).predict(test_x), test_y, ref)
     return {"config": qcfg.to_dict(), "bytes": len(flat), **m.to_dict(), "seconds": round(time.perf_counter() - t, 1)}
 
 

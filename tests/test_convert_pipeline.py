@@ -118,14 +118,14 @@ def test_embedding_metadata_twice_keeps_one_entry_and_the_outputs(passing):
 
     from convert import metadata
     from convert.config import BundleInfo
-    from convert.runtimes import TFLiteModel
+    from convert.runtimes import TFLiteRunner
 
     model = (passing / "model_int8.tflite").read_bytes()
     again = metadata.embed(model, metadata.build_metadata(BundleInfo(version="9.9")), {"labels.txt": b"no\nyes\n"})
     names = [tfl.Model.GetRootAs(again, 0).Metadata(i).Name() for i in range(tfl.Model.GetRootAs(again, 0).MetadataLength())]
     assert names.count(b"TFLITE_METADATA") == 1 and metadata.summarize(again).version == "9.9"
     x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype(np.float32)
-    assert np.array_equal(TFLiteModel(model).predict(x), TFLiteModel(again).predict(x))
+    assert np.array_equal(TFLiteRunner(model).predict(x), TFLiteRunner(again).predict(x))
 
 
 def test_gate_fails_a_model_that_int8_breaks(tmp_path, capsys):
