@@ -92,7 +92,8 @@ def export_tflite_int8(job: ExportJob, path: Path) -> None:
     sel = job.float_layers
     if tflite_export.keeps_float_ops(job.cfg.quant, job.kept_layers):
         scores = {s["path"]: s for s in sel.get("ranking", {}).get("top", [])}
-        sel["kept"] = [{"layer": p, "node": n, "mean_abs_margin_change": scores.get(p, {}).get("mean_abs_margin_change")}
+        sel["kept"] = [{"layer": p, "node": n,
+                        "mean_abs_margin_change": scores.get(p, {}).get("mean_abs_margin_change")}
                        for p, n in kept_nodes.items()]
     floats = float_ops(flat)
     sel.update(fully_integer=not floats, float_ops=floats)

@@ -221,6 +221,19 @@ def test_cli_flag_parses_and_defaults_to_full_integer():
         QuantizationConfig(keep_float=-1)
 
 
+def test_debug_int8_names_its_worst_tensor_candidates_apart_from_int8_keep_float(capsys):
+    """The debug tool keeps the N tensors with the largest debugger error float; ``python -m convert
+    --int8-keep-float K`` keeps the K convs most sensitive to weight rounding: two flags, two names."""
+    from convert.debug_int8 import parse_args
+
+    base = ["--model", "m.keras", "--manifest", "x.csv", "--out", "o"]
+    a = parse_args([*base, "--keep-worst-tensors", "2,5", "--calibration-seed", "3", "--calibration-sizes", "50"])
+    assert (a.keep_worst_tensors, a.calibration_seed, a.calibration_sizes) == ("2,5", 3, "50")
+    with pytest.raises(SystemExit):
+        parse_args([*base, "--keep-float", "1"])
+    assert "--keep-float" in capsys.readouterr().err
+
+
 def test_bias_correction_skips_the_convs_kept_float():
     """A kept-float conv's weights are not rounded, so its BatchNorm must not get a rounding correction."""
     from convert.bias_correction import correct_weight_rounding_bias
