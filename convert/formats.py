@@ -137,13 +137,6 @@ def selected(cfg: ConvertConfig) -> tuple[Format, ...]:
     return tuple(f for f in FORMATS if f.enabled(cfg))
 
 
-def by_file(name: str) -> Format:
-    for f in FORMATS:
-        if f.file == name:
-            return f
-    raise KeyError(f"no format writes {name!r}; known: {[f.file for f in FORMATS]}")
-
-
 def _changed_options(cfg: ConvertConfig) -> dict[str, object]:
     """Format-specific options set away from their defaults."""
     default_q, default = QuantizationConfig(), ConvertConfig()

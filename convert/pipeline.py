@@ -67,6 +67,7 @@ def run(model, manifest: str | Path, out_dir: str | Path, cfg: ConvertConfig = C
     rows = read_manifest(manifest)
     if cfg.domain_mode not in ("auto", "on", "off"):
         raise ValueError(f"domain_mode must be auto, on or off, got {cfg.domain_mode!r}")
+    formats.refuse_unhonoured(cfg)
     has_val = any(r.split == "val" for r in rows)
     with_domain = cfg.domain_mode == "on" or (cfg.domain_mode == "auto" and has_val)
     chosen = calibration.select_calibration(rows, cfg.quant)
@@ -199,7 +200,6 @@ def _export_all(model, out: Path, cfg: ConvertConfig, calib_x: np.ndarray,
     per-channel grid; kept-float convs are not corrected); the float artifacts always come from
     ``model`` itself. Returns the files, what the correction did and which int8 TFLite ops are float.
     """
-    formats.refuse_unhonoured(cfg)
     kept_refs, sel_info = [], {"keep_float": cfg.quant.keep_float}
     if cfg.quant.keep_float:
         ranking = sensitivity.rank_convs(model, sensitivity.subset(calib_x, cfg.quant.sensitivity_images), log=log)

@@ -180,13 +180,18 @@ def test_an_option_the_tflite_variant_cannot_honour_is_refused(tmp_path, variant
         tflite_export.convert(saved, variant, rep, QuantizationConfig(**qcfg))
 
 
-def test_an_option_no_exported_format_honours_is_refused():
+def test_an_option_no_exported_format_honours_is_refused(tmp_path):
+    """An ONNX int8 recipe with the ONNX int8 turned off would change nothing: refused before any work."""
+    from convert import pipeline
     from convert.config import FULL_RANGE_ONNX_RECIPE, ConvertConfig
     from convert.formats import refuse_unhonoured
 
     refuse_unhonoured(ConvertConfig(onnx_recipe=FULL_RANGE_ONNX_RECIPE))  # the ONNX int8 takes it
+    manifest = write_tiny_manifest(tmp_path / "tiny.csv")
     with pytest.raises(ValueError, match=r"onnx_recipe=.*ONNX int8 \(model_int8.onnx\)"):
-        refuse_unhonoured(ConvertConfig(onnx_int8=False, onnx_recipe=FULL_RANGE_ONNX_RECIPE))
+        pipeline.run(brightness_model(), manifest, tmp_path / "out",
+                     ConvertConfig(onnx_int8=False, onnx_recipe=FULL_RANGE_ONNX_RECIPE), loader=fake_loader())
+    assert not list((tmp_path / "out").iterdir())
 
 
 def test_test_source_restricts_the_gated_rows_and_an_absent_source_is_refused(tmp_path):
