@@ -68,9 +68,9 @@ def open_runner(artifact: Artifact, threads: int | None) -> Runner:
 
         return TFLiteModel(artifact.path, num_threads=threads or 1).scores
     if artifact.runtime == "onnxruntime":
-        from convert.runtimes import OnnxModel
+        from convert.runtimes import OnnxRunner
 
-        onnx = OnnxModel(artifact.path, num_threads=threads)
+        onnx = OnnxRunner(artifact.path, num_threads=threads)
         return lambda crop: onnx.predict(crop[None])[0]
     if artifact.runtime == "keras":
         import keras

@@ -1,4 +1,4 @@
-"""Cancel the mean shift that int8 weight rounding adds to each conv channel (issue #4), in one pass.
+"""Cancel the mean shift that int8 weight rounding adds to each conv channel, in one pass.
 
 Why: on some fine-tuned models the full-integer TFLite loses accuracy because rounding the
 BatchNorm-folded conv kernels to their per-output-channel int8 grid moves each channel's *mean*

@@ -82,11 +82,6 @@ class QuantizationConfig:
                  keep_float: int = KEEP_FLOAT_DEFAULT) -> "QuantizationConfig":
         return cls(calibration_size, seed, selection, io_type, (), tuple(denylisted_nodes), bias_correction, keep_float)
 
-    @property
-    def selective(self) -> bool:
-        """Some ops stay float (the int8 TFLite is then not fully integer)."""
-        return bool(self.denylisted_ops or self.denylisted_nodes or self.keep_float or self.float_tail)
-
     def to_dict(self) -> dict:
         return asdict(self)
 

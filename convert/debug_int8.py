@@ -6,8 +6,9 @@
    RMSE / scale (1.0 = one quantization step of error on average; ~0.29 is pure rounding noise)
    -> ``layer_stats.csv``, worst first.
 2. Candidates, each converted and scored on the test split against the Keras model:
-   the default recipe; calibration sizes/selections; the default recipe with the K worst
-   tensors kept float (selective quantization).
+   the default recipe; calibration sizes/selections; the default recipe with the N worst
+   tensors kept float (``--keep-worst-tensors``, selective quantization by debugger error; the
+   shipped ``--int8-keep-float K`` of ``python -m convert`` ranks convs by weight rounding instead).
 -> ``int8_debug.{json,md}``. Full-int8 stays the shipped artifact; this says what to change.
 """
 
@@ -26,7 +27,7 @@ import numpy as np
 from convert import calibration, report, tflite_export
 from convert.config import QuantizationConfig
 from convert.evaluate import score
-from convert.runtimes import TFLiteModel, keras_predict
+from convert.runtimes import TFLiteRunner, keras_predict
 from edge_runtime.machine import describe
 from train.data.manifest import read_manifest
 
@@ -52,7 +53,7 @@ def layer_stats(saved_model: Path, calib_x: np.ndarray, qcfg: QuantizationConfig
 def evaluate_int8(saved_model: Path, calib_x: np.ndarray, qcfg: QuantizationConfig, test_x, test_y, ref) -> dict:
     t = time.perf_counter()
     flat = tflite_export.convert(saved_model, "int8", calibration.representative_dataset(calib_x), qcfg)
-    m = score(TFLiteModel(flat).predict(test_x), test_y, ref)
+    m = score(TFLiteRunner(flat).predict(test_x), test_y, ref)
     return {"config": qcfg.to_dict(), "bytes": len(flat), **m.to_dict(), "seconds": round(time.perf_counter() - t, 1)}
 
 
@@ -61,11 +62,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", required=True, type=Path)
     p.add_argument("--manifest", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--data", default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sizes", default="100,300,1000", help="calibration sizes to try (stratified)")
-    p.add_argument("--selections", default="random,groups", help="other selections to try at 300 images")
-    p.add_argument("--keep-float", default="1,3,10", help="numbers of worst tensors to keep float")
+    p.add_argument("--data", default=None, help="BR35H root (default: $BR35H_DATA or ../shared/data/br35h)")
+    p.add_argument("--calibration-seed", type=int, default=0)
+    p.add_argument("--calibration-sizes", default="100,300,1000", help="calibration sizes to try (stratified)")
+    p.add_argument("--calibration-selections", default="random,groups",
+                   help="other calibration selections to try at 300 images")
+    p.add_argument("--keep-worst-tensors", default="1,3,10", metavar="N,N,...",
+                   help="numbers of worst tensors (by debugger error) to keep float, one candidate each; "
+                        "not python -m convert's --int8-keep-float, which ranks convs by weight-rounding sensitivity")
     return p.parse_args(argv)
 
 
@@ -88,7 +92,8 @@ def main(argv=None) -> int:
     def calib(q: QuantizationConfig) -> np.ndarray:
         return calibration.pick_arrays(train.x, train.paths, calibration.select_calibration(rows, q)).astype(np.float32)
 
-    base = QuantizationConfig(seed=args.seed)
+    seed = args.calibration_seed
+    base = QuantizationConfig(seed=seed)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         saved = tflite_export.export_saved_model(model, Path(tmp) / "sm")
@@ -97,11 +102,11 @@ def main(argv=None) -> int:
             w = csv.DictWriter(f, fieldnames=list(stats[0]))
             w.writeheader()
             w.writerows(stats)
-        candidates = [QuantizationConfig(calibration_size=int(n), seed=args.seed) for n in args.sizes.split(",")]
-        candidates += [QuantizationConfig(selection=s, seed=args.seed) for s in args.selections.split(",") if s]
+        candidates = [QuantizationConfig(calibration_size=int(n), seed=seed) for n in args.calibration_sizes.split(",")]
+        candidates += [QuantizationConfig(selection=s, seed=seed) for s in args.calibration_selections.split(",") if s]
         named = [r["tensor_name"] for r in stats if r["op_name"] != "SOFTMAX"]  # output stays integer
-        candidates += [QuantizationConfig(seed=args.seed, denylisted_nodes=tuple(named[:int(k)]))
-                       for k in args.keep_float.split(",") if k]
+        candidates += [QuantizationConfig(seed=seed, denylisted_nodes=tuple(named[:int(k)]))
+                       for k in args.keep_worst_tensors.split(",") if k]
         for q in candidates:
             r = evaluate_int8(saved, calib(q), q, test_x, test_y, ref)
             results.append(r)

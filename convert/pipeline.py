@@ -10,8 +10,8 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from convert import (android, bias_correction, calibration, contract, domain, metadata, onnx_export, report, sensitivity,
-                     tflite_export)
+from convert import (android, bias_correction, calibration, contract, domain, formats, metadata, onnx_export, report,
+                     sensitivity, tflite_export)
 from convert.config import ConvertConfig
 from convert.evaluate import Metrics, score
 from convert.gate import gate_failures
@@ -67,6 +67,7 @@ def run(model, manifest: str | Path, out_dir: str | Path, cfg: ConvertConfig = C
     rows = read_manifest(manifest)
     if cfg.domain_mode not in ("auto", "on", "off"):
         raise ValueError(f"domain_mode must be auto, on or off, got {cfg.domain_mode!r}")
+    formats.refuse_unhonoured(cfg)
     has_val = any(r.split == "val" for r in rows)
     with_domain = cfg.domain_mode == "on" or (cfg.domain_mode == "auto" and has_val)
     chosen = calibration.select_calibration(rows, cfg.quant)
@@ -190,7 +191,7 @@ def _calibration_report(probs: np.ndarray, y: np.ndarray, sources, temperature: 
 
 def _export_all(model, out: Path, cfg: ConvertConfig, calib_x: np.ndarray,
                 log, with_domain: bool = False) -> tuple[dict[str, Path], dict, dict]:
-    """Write every artifact; TFLite files carry the metadata (float ones too: MediaPipe takes them).
+    """Write every format of ``convert.formats.FORMATS`` the config asks for, in table order.
 
     With ``cfg.quant.keep_float`` = K > 0 the K convs most sensitive to int8 weight rounding
     (``convert.sensitivity``, ranked on the float ``model`` and train-split calibration images) stay
@@ -199,14 +200,11 @@ def _export_all(model, out: Path, cfg: ConvertConfig, calib_x: np.ndarray,
     per-channel grid; kept-float convs are not corrected); the float artifacts always come from
     ``model`` itself. Returns the files, what the correction did and which int8 TFLite ops are float.
     """
-    files: dict[str, Path] = {}
-    labels = metadata.labels_file(LABELS)
     kept_refs, sel_info = [], {"keep_float": cfg.quant.keep_float}
     if cfg.quant.keep_float:
         ranking = sensitivity.rank_convs(model, sensitivity.subset(calib_x, cfg.quant.sensitivity_images), log=log)
         kept_refs = ranking.top(cfg.quant.keep_float)
         sel_info["ranking"] = ranking.to_dict(top=10)
-    selective = bool(kept_refs or cfg.quant.denylisted_ops or cfg.quant.denylisted_nodes or cfg.quant.float_tail)
     int8_model, bc_info = model, {"applied": False}
     if cfg.quant.bias_correction:
         t = time.perf_counter()
@@ -219,36 +217,16 @@ def _export_all(model, out: Path, cfg: ConvertConfig, calib_x: np.ndarray,
         saved = tflite_export.export_saved_model(model, Path(tmp) / "saved_model")
         saved_int8 = saved if int8_model is model else tflite_export.export_saved_model(int8_model,
                                                                                         Path(tmp) / "saved_model_int8")
-        rep = calibration.representative_dataset(calib_x)
-        for variant in tflite_export.VARIANTS:
+        job = formats.ExportJob(model, int8_model, saved, saved_int8, calib_x,
+                                calibration.representative_dataset(calib_x), cfg, Path(tmp), kept_refs, with_domain,
+                                float_layers=sel_info)
+        for fmt in formats.selected(cfg):
             t = time.perf_counter()
-            int8 = variant == "int8"
-            if int8 and selective:
-                conv = tflite_export.make_converter(saved_int8, variant, rep, cfg.quant)
-                flat, kept_nodes = tflite_export.selective_int8(conv, cfg.quant, kept_refs)
-                scores = {s["path"]: s for s in sel_info.get("ranking", {}).get("top", [])}
-                sel_info["kept"] = [{"layer": p, "node": n, "mean_abs_margin_change":
-                                     scores.get(p, {}).get("mean_abs_margin_change")} for p, n in kept_nodes.items()]
-            else:
-                flat = tflite_export.convert(saved_int8 if int8 else saved, variant, rep if int8 else None,
-                                             replace(cfg.quant, keep_float=0))  # the plain full-integer recipe
-            if int8:
-                floats = sensitivity.float_ops(flat)
-                sel_info.update(fully_integer=not floats, float_ops=floats)
-            path = out / f"model_{variant}.tflite"
-            files_ = {metadata.LABELS_FILE: labels, **({metadata.DOMAIN_LABELS_FILE: metadata.DOMAIN_LABELS}
-                                                       if with_domain else {})}
-            path.write_bytes(metadata.embed(flat, metadata.build_metadata(cfg.bundle, domain_output=with_domain), files_))
-            files[path.name] = path
-            log(f"{path.name}: converted in {time.perf_counter() - t:.1f}s")
-        files["model.onnx"] = onnx_export.export_onnx(model, out / "model.onnx")
-        if cfg.onnx_int8:
-            fp32 = out / "model.onnx" if int8_model is model else onnx_export.export_onnx(int8_model,
-                                                                                          Path(tmp) / "corrected.onnx")
-            files["model_int8.onnx"] = onnx_export.quantize_onnx_int8(fp32, out / "model_int8.onnx", calib_x,
-                                                                      cfg.onnx_recipe,
-                                                                      keep_float=domain.TAIL_LAYERS if with_domain else ())
-    return files, bc_info, sel_info
+            path = out / fmt.file
+            fmt.export(job, path)
+            job.files[fmt.file] = path
+            log(f"{fmt.file}: converted in {time.perf_counter() - t:.1f}s")
+    return job.files, bc_info, sel_info
 
 
 #: The ONNX int8 artifact again with exact int32 accumulation: what a VNNI CPU computes. The gate

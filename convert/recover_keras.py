@@ -194,13 +194,14 @@ def main(argv=None) -> int:
     p.add_argument("--onnx", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path, help="the .keras file to write")
     p.add_argument("--manifest", default="splits/br35h-paper.csv", help="crops to check the rebuild on")
-    p.add_argument("--split", default="test")
+    p.add_argument("--data", default=None, help="BR35H root (default: $BR35H_DATA or ../shared/data/br35h)")
+    p.add_argument("--split", choices=("train", "val", "test"), default="test")
     p.add_argument("--check", type=int, default=200, help="how many crops to compare (default 200)")
     p.add_argument("--atol", type=float, default=1e-4)
     a = p.parse_args(argv)
     from train.data.cache import load_crops
 
-    crops = load_crops(a.manifest, a.split)
+    crops = load_crops(a.manifest, a.split, data_root=a.data)
     try:
         res = recover(a.onnx, a.out, crops.x[: a.check], a.atol)
     except RecoveryError as exc:

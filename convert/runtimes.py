@@ -11,8 +11,13 @@ from pathlib import Path
 import numpy as np
 
 
-class TFLiteModel:
-    """``.tflite`` via ``ai_edge_litert``; integer I/O is (de)quantized with the tensor's own params."""
+class TFLiteRunner:
+    """``.tflite`` via ``ai_edge_litert``; integer I/O is (de)quantized with the tensor's own params.
+
+    Not ``edge_runtime.interpreter.TFLiteModel``: that one is the deployed runtime (a file on disk,
+    one image per invoke, the shipped contract checked at load); this one scores models during
+    conversion, from bytes not yet written, in batches of any size with the runtime's default threads.
+    """
 
     def __init__(self, model: str | Path | bytes, num_threads: int | None = None):
         from ai_edge_litert.interpreter import Interpreter
@@ -60,7 +65,7 @@ class TFLiteModel:
         return np.concatenate(out), (np.concatenate(dom) if dom else None)
 
 
-class OnnxModel:
+class OnnxRunner:
     """``.onnx`` via onnxruntime on CPU."""
 
     def __init__(self, path: str | Path, num_threads: int | None = None):
@@ -92,9 +97,9 @@ def open_artifact(path: str | Path, num_threads: int | None = None):
     """The runtime for a file, chosen by its suffix."""
     path = Path(path)
     if path.suffix == ".tflite":
-        return TFLiteModel(path, num_threads)
+        return TFLiteRunner(path, num_threads)
     if path.suffix == ".onnx":
-        return OnnxModel(path, num_threads)
+        return OnnxRunner(path, num_threads)
     raise ValueError(f"{path}: unknown artifact type (expected .tflite or .onnx)")
 
 

@@ -1,4 +1,4 @@
-"""Which convs should stay float in the int8 model? Rank them by what rounding their weights does (issue #4).
+"""Which convs should stay float in the int8 model? Rank them by what rounding their weights does.
 
 Why: on some fine-tuned models the full-integer TFLite flips a few *confident* predictions, and the
 cause is the int8 rounding of the weights of a few convs (MobileNetV2's linear-bottleneck

@@ -7,8 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
-import numpy as np
-
 from convert.config import QuantizationConfig
 
 Variant = Literal["fp32", "fp16", "dynamic", "int8"]
@@ -22,8 +20,19 @@ def export_saved_model(model, path: str | Path) -> Path:
     return path
 
 
+#: The options that keep ops of the int8 model float; no other variant has int8 ops to keep.
+FLOAT_OP_OPTIONS = ("keep_float", "denylisted_ops", "denylisted_nodes", "float_tail")
+
+
+def keeps_float_ops(qcfg: QuantizationConfig, keep_float_layers: Sequence = ()) -> bool:
+    """Whether the int8 model keeps some ops float (then it is not fully integer): the one place
+    this is decided. ``keep_float_layers`` are the ranked convs ``qcfg.keep_float`` resolved to;
+    a ranking that found no conv leaves the model fully integer."""
+    return bool(keep_float_layers or qcfg.denylisted_ops or qcfg.denylisted_nodes or qcfg.float_tail)
+
+
 def make_converter(saved_model: str | Path, variant: Variant, representative: Callable | None = None,
-                   qcfg: QuantizationConfig = QuantizationConfig()):
+                   qcfg: QuantizationConfig = QuantizationConfig(), keep_float_layers: Sequence = ()):
     """A configured ``TFLiteConverter`` (also what the quantization debugger needs)."""
     import tensorflow as tf
 
@@ -40,7 +49,7 @@ def make_converter(saved_model: str | Path, variant: Variant, representative: Ca
         io = {"uint8": tf.uint8, "int8": tf.int8}[qcfg.io_type]
         conv.inference_input_type = io
         conv.inference_output_type = io
-        if qcfg.selective:  # denylisted ops / kept-float convs run in float between (de)quantize ops
+        if keeps_float_ops(qcfg, keep_float_layers):  # those ops run in float between (de)quantize ops
             conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
         else:
             conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -51,12 +60,37 @@ def make_converter(saved_model: str | Path, variant: Variant, representative: Ca
 
 def convert(saved_model: str | Path, variant: Variant, representative: Callable | None = None,
             qcfg: QuantizationConfig = QuantizationConfig()) -> bytes:
-    """Serialized ``.tflite`` for one variant; int8 honours ``qcfg``'s denylists via the debugger
-    (kept-float convs need a ranking first: ``convert.pipeline`` calls :func:`selective_int8`)."""
-    conv = make_converter(saved_model, variant, representative, qcfg)
-    if variant == "int8" and qcfg.selective:
-        return selective_int8(conv, qcfg)[0]
-    return conv.convert()
+    """Serialized ``.tflite`` for one variant. Options the variant cannot honour are refused
+    (ValueError naming variant and option): the float-op options on a non-int8 variant, and
+    ``keep_float`` here at all, since it needs the convs ranked on the Keras model first
+    (:func:`convert_int8` takes them)."""
+    if variant == "int8":
+        return convert_int8(saved_model, representative, qcfg)[0]
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown TFLite variant {variant!r}; choose from {VARIANTS}")
+    for option in FLOAT_OP_OPTIONS:
+        if getattr(qcfg, option):
+            raise ValueError(f"{variant} TFLite cannot honour {option}={getattr(qcfg, option)!r}: "
+                             "only the int8 TFLite has integer ops to keep float")
+    return make_converter(saved_model, variant).convert()
+
+
+def convert_int8(saved_model: str | Path, representative: Callable | None, qcfg: QuantizationConfig,
+                 keep_float_layers: Sequence | None = None) -> tuple[bytes, dict[str, str]]:
+    """The int8 ``.tflite`` and ``{layer path: op name}`` of the kept convs (empty when none).
+
+    ``keep_float_layers``: the convs ``qcfg.keep_float`` resolved to (``convert.sensitivity``
+    ranking on the Keras model); ``None`` with ``qcfg.keep_float`` > 0 is refused, as this function
+    cannot rank a SavedModel. Full integer unless :func:`keeps_float_ops`."""
+    if qcfg.keep_float and keep_float_layers is None:
+        raise ValueError(f"int8 TFLite cannot honour keep_float={qcfg.keep_float} without the ranked convs: pass "
+                         "keep_float_layers=convert.sensitivity.rank_convs(model, images).top(K), "
+                         "or convert through convert.pipeline")
+    layers = tuple(keep_float_layers or ())
+    conv = make_converter(saved_model, "int8", representative, qcfg, layers)
+    if keeps_float_ops(qcfg, layers):
+        return selective_int8(conv, qcfg, layers)
+    return conv.convert(), {}
 
 
 def selective_int8(conv, qcfg: QuantizationConfig, keep_float_layers: Sequence = ()) -> tuple[bytes, dict[str, str]]:
@@ -90,12 +124,3 @@ def selective_int8(conv, qcfg: QuantizationConfig, keep_float_layers: Sequence =
         calibrated, fully_quantize=False,
         denylisted_ops=list(qcfg.denylisted_ops) or None, denylisted_nodes=nodes or None)
     return bytes(util.modify_model_io_type(quantized, io, tf.float32 if qcfg.float_tail else io)), kept
-
-
-def input_quantization(tflite: bytes) -> tuple[str, tuple[float, int] | None]:
-    """(dtype name, (scale, zero_point) or None) of the first input; used by reports and the bundle."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    d = Interpreter(model_content=tflite).get_input_details()[0]
-    scale, zp = d["quantization"]
-    return np.dtype(d["dtype"]).name, ((float(scale), int(zp)) if scale else None)

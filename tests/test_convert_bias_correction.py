@@ -192,7 +192,7 @@ def test_convert_with_bias_correction_end_to_end(tmp_path: Path):
     from convert import __main__ as cli, calibration, pipeline
     from convert.bias_correction import correct_weight_rounding_bias
     from convert.config import QuantizationConfig
-    from convert.runtimes import TFLiteModel
+    from convert.runtimes import TFLiteRunner
     from train.data.manifest import read_manifest
 
     model_path = tmp_path / "model.keras"
@@ -221,5 +221,5 @@ def test_convert_with_bias_correction_end_to_end(tmp_path: Path):
     corrected, _ = correct_weight_rounding_bias(model, calibration.pick_arrays(train.x, train.paths, chosen))
     x = fake_loader(False)(manifest, split="test").x.astype(np.float32)
     ref, ref_corrected = np.asarray(model(x)), np.asarray(corrected(x))
-    fp32_err = np.abs(TFLiteModel(out / "model_fp32.tflite").predict(x) - ref).max()
+    fp32_err = np.abs(TFLiteRunner(out / "model_fp32.tflite").predict(x) - ref).max()
     assert fp32_err < 1e-5 < np.abs(ref_corrected - ref).max() / 10, (fp32_err, np.abs(ref_corrected - ref).max())

@@ -45,8 +45,10 @@ ARTIFACTS = ("model_fp32.tflite", "model_fp16.tflite", "model_dynamic.tflite", "
 
 
 def test_every_artifact_is_written_and_evaluated(passing):
+    from convert.formats import FORMATS
+
     report = json.loads((passing / "conversion_report.json").read_text())
-    assert tuple(report["artifacts"]) == ARTIFACTS
+    assert tuple(report["artifacts"]) == ARTIFACTS == tuple(f.file for f in FORMATS)  # in the table's order
     for name, a in report["artifacts"].items():
         assert a["bytes"] == (passing / name).stat().st_size > 0
         assert a["metrics"]["n"] == report["keras"]["n"] == 16
@@ -116,14 +118,14 @@ def test_embedding_metadata_twice_keeps_one_entry_and_the_outputs(passing):
 
     from convert import metadata
     from convert.config import BundleInfo
-    from convert.runtimes import TFLiteModel
+    from convert.runtimes import TFLiteRunner
 
     model = (passing / "model_int8.tflite").read_bytes()
     again = metadata.embed(model, metadata.build_metadata(BundleInfo(version="9.9")), {"labels.txt": b"no\nyes\n"})
     names = [tfl.Model.GetRootAs(again, 0).Metadata(i).Name() for i in range(tfl.Model.GetRootAs(again, 0).MetadataLength())]
     assert names.count(b"TFLITE_METADATA") == 1 and metadata.summarize(again).version == "9.9"
     x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype(np.float32)
-    assert np.array_equal(TFLiteModel(model).predict(x), TFLiteModel(again).predict(x))
+    assert np.array_equal(TFLiteRunner(model).predict(x), TFLiteRunner(again).predict(x))
 
 
 def test_gate_fails_a_model_that_int8_breaks(tmp_path, capsys):
@@ -159,6 +161,37 @@ def test_selective_int8_keeps_integer_io_and_runs_denylisted_ops_in_float(tmp_pa
     mean_ops = [op for op in it._get_ops_details() if op["op_name"] == "MEAN"]
     assert mean_ops and all(it.get_tensor_details()[t]["dtype"] == np.float32
                             for op in mean_ops for t in op["outputs"])
+
+
+@pytest.mark.parametrize("variant, qcfg, message", [
+    ("int8", {"keep_float": 2}, "int8 TFLite cannot honour keep_float=2 without the ranked convs"),
+    ("dynamic", {"denylisted_nodes": ("pool",)}, "dynamic TFLite cannot honour denylisted_nodes"),
+    ("fp16", {"float_tail": True}, "fp16 TFLite cannot honour float_tail"),
+])
+def test_an_option_the_tflite_variant_cannot_honour_is_refused(tmp_path, variant, qcfg, message):
+    """``keep_float`` needs convs ranked on the Keras model, which a SavedModel conversion cannot do;
+    the float-op options mean nothing to a variant without int8 ops. Refused before converting."""
+    from convert import calibration, tflite_export
+    from convert.config import QuantizationConfig
+
+    saved = tflite_export.export_saved_model(brightness_model(), tmp_path / "sm")
+    rep = calibration.representative_dataset(np.zeros((2, 32, 32, 3), np.float32))
+    with pytest.raises(ValueError, match=message):
+        tflite_export.convert(saved, variant, rep, QuantizationConfig(**qcfg))
+
+
+def test_an_option_no_exported_format_honours_is_refused(tmp_path):
+    """An ONNX int8 recipe with the ONNX int8 turned off would change nothing: refused before any work."""
+    from convert import pipeline
+    from convert.config import FULL_RANGE_ONNX_RECIPE, ConvertConfig
+    from convert.formats import refuse_unhonoured
+
+    refuse_unhonoured(ConvertConfig(onnx_recipe=FULL_RANGE_ONNX_RECIPE))  # the ONNX int8 takes it
+    manifest = write_tiny_manifest(tmp_path / "tiny.csv")
+    with pytest.raises(ValueError, match=r"onnx_recipe=.*ONNX int8 \(model_int8.onnx\)"):
+        pipeline.run(brightness_model(), manifest, tmp_path / "out",
+                     ConvertConfig(onnx_int8=False, onnx_recipe=FULL_RANGE_ONNX_RECIPE), loader=fake_loader())
+    assert not list((tmp_path / "out").iterdir())
 
 
 def test_test_source_restricts_the_gated_rows_and_an_absent_source_is_refused(tmp_path):

@@ -209,14 +209,29 @@ def test_keep_float_converts_end_to_end_with_the_kept_conv_float(tmp_path):
 def test_cli_flag_parses_and_defaults_to_full_integer():
     from convert.__main__ import config_from, parse_args
     from convert.config import KEEP_FLOAT_DEFAULT, QuantizationConfig
+    from convert.tflite_export import keeps_float_ops
 
     base = ["--model", "m.keras", "--manifest", "x.csv", "--out", "o"]
     assert config_from(parse_args(base)).quant.keep_float == KEEP_FLOAT_DEFAULT
     q = config_from(parse_args([*base, "--int8-keep-float", "2"])).quant
-    assert q.keep_float == 2 and q.selective
-    assert not QuantizationConfig(keep_float=0).selective
+    assert q.keep_float == 2 and keeps_float_ops(q, [SENSITIVE])
+    assert not keeps_float_ops(q, [])  # the ranking found no conv: the plain full-integer recipe
+    assert keeps_float_ops(QuantizationConfig(float_tail=True)) and not keeps_float_ops(QuantizationConfig())
     with pytest.raises(ValueError):
         QuantizationConfig(keep_float=-1)
+
+
+def test_debug_int8_names_its_worst_tensor_candidates_apart_from_int8_keep_float(capsys):
+    """The debug tool keeps the N tensors with the largest debugger error float; ``python -m convert
+    --int8-keep-float K`` keeps the K convs most sensitive to weight rounding: two flags, two names."""
+    from convert.debug_int8 import parse_args
+
+    base = ["--model", "m.keras", "--manifest", "x.csv", "--out", "o"]
+    a = parse_args([*base, "--keep-worst-tensors", "2,5", "--calibration-seed", "3", "--calibration-sizes", "50"])
+    assert (a.keep_worst_tensors, a.calibration_seed, a.calibration_sizes) == ("2,5", 3, "50")
+    with pytest.raises(SystemExit):
+        parse_args([*base, "--keep-float", "1"])
+    assert "--keep-float" in capsys.readouterr().err
 
 
 def test_bias_correction_skips_the_convs_kept_float():

@@ -81,9 +81,9 @@ def build(root: Path, out: Path) -> Path:
         saved = tflite_export.export_saved_model(att.model, Path(tmp) / "sm")
         conv = tflite_export.make_converter(saved, "int8", representative_dataset(fit.x.astype(np.float32)), qcfg)
         flat, _ = tflite_export.selective_int8(conv, qcfg)
-    from convert.runtimes import TFLiteModel
+    from convert.runtimes import TFLiteRunner
 
-    probs, dom = TFLiteModel(flat).predict_outputs(val.x.astype(np.float32))
+    probs, dom = TFLiteRunner(flat).predict_outputs(val.x.astype(np.float32))
     info = BundleInfo(name="tiny domain test model", version="0.0.1")
     c = contract.build(LABELS, CropConfig(), info, att.temperature, probs, val.y, dom, accept=0.95,
                        extra={"artifact": NAME, "note": "test asset: random conv features, not a classifier"})
