@@ -15,7 +15,7 @@ from train.evaluate import evaluate_split, predict_probs, write_predictions_csv
 from train.figures import Examples, read_history, select_examples
 from train.metrics import compute_metrics
 from edge_runtime.machine import cpu_model
-from train.report import machine_info, write_run_report
+from train.report import machine_with_libraries, write_run_report
 
 
 class BrightnessModel:
@@ -132,7 +132,7 @@ def test_read_history_parses_numbers_and_missing(tmp_path):
 
 
 def test_machine_info_names_cpu_and_libraries():
-    info = machine_info()
+    info = machine_with_libraries()
     assert info["cpu"] and info["cores"] >= 1 and info["libraries"]["numpy"] == np.__version__
 
 
@@ -142,3 +142,73 @@ def test_cpu_model_prefers_model_name_then_board():
     assert cpu_model(x86) == "AMD EPYC 9654"
     assert cpu_model(pi) == "Raspberry Pi 4 Model B Rev 1.4"
     assert cpu_model("") is None
+
+
+def _write_multi_manifest(path: Path, crops: Crops, sources: list[str]) -> Path:
+    from train.data.manifest import ManifestRow, write_manifest
+
+    cls = {("nickparvar", "yes"): "glioma", ("nickparvar", "no"): "notumor"}
+    rows = [ManifestRow(p, "0" * 64, p.split("/")[0], i, "test", s, cls.get((s, p.split("/")[0]), ""))
+            for i, (p, s) in enumerate(zip(crops.paths, sources))]
+    return write_manifest(rows, path)
+
+
+@dataclass
+class SourcedCrops(Crops):
+    sources: list
+
+
+def test_multi_source_report_has_a_table_per_source(tmp_path):
+    """Per source: n, accuracy / sensitivity / specificity with exact intervals, ROC-AUC, in both files."""
+    from train.evaluate import evaluate_run
+    from train.metrics import clopper_pearson, roc_auc
+
+    base = make_crops(40, seed=3)
+    sources = ["br35h"] * 24 + ["nickparvar"] * 16
+    crops = SourcedCrops(base.x, base.y, base.paths, sources)
+    manifest = _write_multi_manifest(tmp_path / "multi.csv", crops, sources)
+    run = tmp_path / "run"
+    run.mkdir()
+    md = evaluate_run(run, manifest, "test", model=BrightnessModel(), images=crops, n_examples=0)
+    rep = json.loads((run / "report.json").read_text())
+    p = crops.x.astype(np.float32).mean(axis=(1, 2, 3)).astype(np.float64) / 255
+    assert [s["name"] for s in rep["by_source"]] == ["br35h", "nickparvar"]
+    text = md.read_text()
+    assert "## Per source" in text
+    for s in rep["by_source"]:
+        sel = np.array(sources) == s["name"]
+        y, pred = crops.y[sel], p[sel] > 0.5
+        tp, tn = int((pred & (y == 1)).sum()), int((~pred & (y == 0)).sum())
+        assert (s["n"], s["n_positive"], s["correct"]) == (sel.sum(), (y == 1).sum(), tp + tn)
+        assert s["accuracy_ci95"] == pytest.approx(clopper_pearson(tp + tn, int(sel.sum())))
+        assert s["sensitivity"] == pytest.approx(tp / (y == 1).sum())
+        assert s["sensitivity_ci95"] == pytest.approx(clopper_pearson(tp, int((y == 1).sum())))
+        assert s["specificity_ci95"] == pytest.approx(clopper_pearson(tn, int((y == 0).sum())))
+        assert s["roc_auc"] == pytest.approx(roc_auc(y, p[sel]))
+        lo, hi = s["accuracy_ci95"]
+        assert f"| {s['name']} | {s['n']} (" in text and f"| {s['correct']}/{s['n']} = {100 * s['accuracy']:.2f} % ({100 * lo:.2f}–{100 * hi:.2f}) |" in text
+    assert sum(s["n"] for s in rep["by_source"]) == rep["metrics"]["n"]
+    back = list(csv.DictReader((run / "predictions.csv").open()))
+    assert [b["source"] for b in back] == sources  # the per-source numbers can be recomputed from the CSV
+
+
+def test_br35h_only_report_has_no_source_table(tmp_path):
+    from train.data.manifest import ManifestRow, write_manifest
+    from train.evaluate import evaluate_run
+
+    base = make_crops(12)
+    crops = SourcedCrops(base.x, base.y, base.paths, ["br35h"] * 12)  # what CropSet carries for a 5-column manifest
+    manifest = write_manifest([ManifestRow(p, "0" * 64, p.split("/")[0], i, "test") for i, p in enumerate(crops.paths)],
+                              tmp_path / "m.csv")
+    md = evaluate_run(tmp_path, manifest, "test", model=BrightnessModel(), images=crops, n_examples=0)
+    assert "by_source" not in json.loads((tmp_path / "report.json").read_text()) and "Per source" not in md.read_text()
+    assert (tmp_path / "predictions.csv").read_text().splitlines()[0] == "path,label,p_tumour,predicted,correct"
+
+
+def test_subset_without_a_class_has_no_interval_for_it():
+    from train.metrics import metrics_by_group
+
+    (only,) = metrics_by_group(["a"] * 3, [1, 1, 1], [0.9, 0.2, 0.8])
+    assert only.specificity_ci95 is None and only.sensitivity_ci95 is not None
+    d = only.to_dict()
+    assert d["specificity"] is None and d["roc_auc"] is None and d["correct"] == 2

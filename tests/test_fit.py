@@ -70,10 +70,10 @@ def test_kill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
 def test_finetune_schedule_warms_up_then_decays():
     import keras
 
-    from train.fit import _compile
+    from train.optim import compile_model
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
-    _compile(model, 3e-5, steps=100, warmup=10)
+    compile_model(model, 3e-5, steps=100, warmup=10)
     lr = model.optimizer.learning_rate  # evaluated at the optimizer's current iteration
     sched = model.optimizer._learning_rate
     assert float(sched(0)) == 0.0
@@ -102,7 +102,7 @@ def test_mirrored_strategy_trains_on_one_cpu_replica(tmp_path):
 
 def test_augmented_batches_are_reproducible():
     """Same seed, same batches: a parallel map over the stateful augmentation layers was not."""
-    from train.fit import make_dataset
+    from train.datasets import make_dataset
     from train.presets import AugmentConfig
 
     x = np.random.default_rng(0).integers(0, 255, (256, 16, 16, 3), dtype=np.uint8)

@@ -45,14 +45,14 @@ def test_cli_rejects_a_bad_override_before_loading_data(capsys):
 
 def test_backend_neutral_batches_match_tf_data():
     """The PyDataset used on JAX/PyTorch yields the same batches, in the same order, as tf.data."""
-    from train.fit import _array_batches_class, _onehot, make_dataset
+    from train.datasets import array_batches_class, make_dataset, onehot
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 255, (37, 8, 8, 3), dtype=np.uint8)
     y = rng.integers(0, 2, 37)
     ref = [(b[0].numpy(), b[1].numpy()) for b in make_dataset(x, y, 8, seed=5)]
     order = np.random.default_rng(5).permutation(len(x))
-    neutral = _array_batches_class()(x, _onehot(y), order, 8, None)
+    neutral = array_batches_class()(x, onehot(y), order, 8, None)
     assert len(neutral) == len(ref) == 5
     for i, (xb, yb) in enumerate(ref):
         nx, ny = neutral[i]
@@ -63,14 +63,14 @@ def test_label_smoothing_sets_a_loss_floor():
     """With smoothing s a perfect, confident prediction still costs ~ the smoothed targets' entropy."""
     import keras
 
-    from train.fit import _compile
+    from train.optim import compile_model
 
     inp = keras.Input((2,))
     model = keras.Model(inp, keras.layers.Softmax()(inp))
     x = np.array([[20.0, -20.0], [-20.0, 20.0]], "float32")
     y = np.eye(2, dtype="float32")
-    _compile(model, 1e-3)
+    compile_model(model, 1e-3)
     plain = model.evaluate(x, y, verbose=0)[0]
-    _compile(model, 1e-3, label_smoothing=0.2)
+    compile_model(model, 1e-3, label_smoothing=0.2)
     smoothed = model.evaluate(x, y, verbose=0)[0]
     assert plain < 1e-3 and smoothed > 1.0  # targets 0.9/0.1 against ~1/0 predictions

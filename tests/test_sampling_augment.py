@@ -55,7 +55,7 @@ def test_scanner_augment_changes_intensities_keeps_range_and_is_identity_when_no
 
 @pytest.mark.slow
 def test_dataset_follows_an_explicit_order_with_repeats_and_scanner_augment_reproducibly():
-    from train.fit import make_dataset
+    from train.datasets import make_dataset
     from train.presets import get_preset
 
     aug = get_preset("multi").augment

@@ -33,5 +33,7 @@ def test_train_cli_on_multi_source_slice(br35h_root, nickparvar_root, tmp_path):
     assert "16 train / 8 val crops" in proc.stdout
     report = json.loads((run / "report.json").read_text())
     assert report["metrics"]["n"] == 8
+    assert [(s["name"], s["n"], s["n_positive"]) for s in report["by_source"]] == [("br35h", 4, 2), ("nickparvar", 4, 2)]
+    assert "## Per source" in (run / "report.md").read_text()
     predictions = (run / "predictions.csv").read_text().splitlines()[1:]
     assert sum(p.startswith(("Testing/", "Training/")) for p in predictions) == 4

@@ -1,5 +1,8 @@
 """``python -m train``: train a preset on a manifest, then evaluate on its test split.
 
+A command line over :func:`train.pipeline.run`; exit code 2 when the data is missing or a
+``--set`` override is malformed.
+
     python -m train --manifest splits/br35h-paper.csv --preset cpu --run runs/cpu-paper
     python -m train ... --resume          # continue an interrupted run where it stopped
 """
@@ -10,10 +13,9 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 import sys
-import time
 
 from .model import ModelConfig
-from .paths import DataNotFoundError, imagenet_weights
+from .paths import DataNotFoundError
 from .presets import PRESETS, get_preset, parse_override
 
 
@@ -52,26 +54,14 @@ def main(argv=None) -> int:
         print(f"--set: {exc}", file=sys.stderr)
         return 2
 
-    from .data.cache import load_crops
-    from .fit import train_model
+    from .pipeline import run
 
     try:
-        train = load_crops(args.manifest, "train", data_root=args.data)
-        val = load_crops(args.manifest, "val", data_root=args.data)
+        run(cfg, args.manifest, args.run, data_root=args.data, weights=args.weights, resume=args.resume,
+            init=args.init, evaluate=not args.no_eval)
     except DataNotFoundError as exc:
         print(exc, file=sys.stderr)
         return 2
-    print(f"{args.manifest}: {len(train)} train / {len(val)} val crops; preset {cfg.preset}, head {cfg.model.head}")
-    t0 = time.time()
-    meta = {"manifest": str(args.manifest), "data": str(args.data or "")}
-    model = train_model(cfg, train, val, args.run, weights=imagenet_weights(args.weights), resume=args.resume, meta=meta,
-                        sources=getattr(train, "sources", None) or None, init=args.init)
-    print(f"training finished in {time.time() - t0:.0f}s (this invocation); model at {Path(args.run) / 'model.keras'}")
-    if not args.no_eval:
-        from .evaluate import evaluate_run
-
-        report = evaluate_run(args.run, args.manifest, "test", model=model, data_root=args.data)
-        print(f"report: {report}")
     return 0
 
 

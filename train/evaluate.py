@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import argparse
 import csv
-from dataclasses import dataclass
 import io
 import json
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Sequence
 
 import numpy as np
 
 from edge_runtime.config import LABELS, TUMOUR_INDEX
-from train.metrics import BinaryMetrics, compute_metrics
+from train.metrics import compute_metrics, metrics_by_group
+from train.results import EvalResult, PredictionRow  # noqa: F401  (re-exported: callers import them from here)
 
 
 class LabelledImages(Protocol):
@@ -30,25 +30,6 @@ class LabelledImages(Protocol):
     x: np.ndarray  # (N, S, S, 3) uint8
     y: np.ndarray  # (N,) index into LABELS
     paths: list[str]
-
-
-@dataclass(frozen=True)
-class PredictionRow:
-    path: str
-    label: str
-    p_tumour: float
-    predicted: str
-    correct: bool
-
-
-@dataclass(frozen=True)
-class EvalResult:
-    split: str
-    metrics: BinaryMetrics
-    rows: tuple[PredictionRow, ...]
-
-    def to_dict(self) -> dict:
-        return {"split": self.split, "metrics": self.metrics.to_dict()}
 
 
 def predict_probs(model, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
@@ -65,26 +46,33 @@ def predict_probs(model, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
 
 
 def evaluate_split(model, images: LabelledImages, split: str = "test", threshold: float = 0.5,
-                   batch_size: int = 32) -> EvalResult:
+                   batch_size: int = 32, sources: Sequence[str] | None = None) -> EvalResult:
+    """Predict ``images`` and score them; with ``sources`` (one name per image) also per source."""
     probs = predict_probs(model, images.x, batch_size)
     p = probs[:, TUMOUR_INDEX].astype(np.float64)
     y = np.asarray(images.y)
+    if sources is not None and len(sources) != len(y):
+        raise ValueError(f"need one source per image, got {len(sources)} for {len(y)} images")
     metrics = compute_metrics(y, p, threshold)
     pred = (p > threshold).astype(int)
+    names = [str(s) for s in sources] if sources is not None else [""] * len(y)
     rows = tuple(
-        PredictionRow(str(path), LABELS[int(t)], float(pi), LABELS[int(k)], bool(t == k))
-        for path, t, pi, k in zip(images.paths, y, p, pred)
+        PredictionRow(str(path), LABELS[int(t)], float(pi), LABELS[int(k)], bool(t == k), src)
+        for path, t, pi, k, src in zip(images.paths, y, p, pred, names)
     )
-    return EvalResult(split, metrics, rows)
+    by_source = metrics_by_group(names, y, p, threshold) if sources is not None else ()
+    return EvalResult(split, metrics, rows, by_source)
 
 
 def write_predictions_csv(result: EvalResult, path: str | Path) -> Path:
+    """One row per image; a trailing ``source`` column when the result was scored per source."""
     path = Path(path)
+    per_source = bool(result.by_source)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(("path", "label", "p_tumour", "predicted", "correct"))
+    w.writerow(("path", "label", "p_tumour", "predicted", "correct") + (("source",) if per_source else ()))
     for r in result.rows:
-        w.writerow((r.path, r.label, f"{r.p_tumour:.6f}", r.predicted, int(r.correct)))
+        w.writerow((r.path, r.label, f"{r.p_tumour:.6f}", r.predicted, int(r.correct)) + ((r.source,) if per_source else ()))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(buf.getvalue())
     return path
@@ -99,6 +87,8 @@ def evaluate_run(run_dir: str | Path, manifest_path: str | Path | None = None, s
     loaded from ``run_dir/model.keras`` and the manifest's crop cache. The manifest defaults to
     the one named in ``run_dir/config.json``. The test split is *the* run report and goes into
     ``run_dir`` itself; any other split into ``run_dir/eval-<split>/`` so it never overwrites it.
+    When the manifest has a ``source`` column (several sources), the report adds a table per
+    source and ``predictions.csv`` a ``source`` column.
     """
     from train.figures import Examples, select_examples
     from train.gradcam import gradcam
@@ -118,7 +108,7 @@ def evaluate_run(run_dir: str | Path, manifest_path: str | Path | None = None, s
         from train.data.cache import load_crops
 
         images = load_crops(manifest_path, split, data_root=data_root)
-    result = evaluate_split(model, images, split)
+    result = evaluate_split(model, images, split, sources=_sources(images, manifest_path))
     out = run_dir if split == "test" else run_dir / f"eval-{split}"
     write_predictions_csv(result, out / "predictions.csv")
     chosen = select_examples(result.rows, n_correct=n_examples, n_wrong=n_examples)
@@ -130,6 +120,19 @@ def evaluate_run(run_dir: str | Path, manifest_path: str | Path | None = None, s
     history = run_dir / "history.csv"
     return write_run_report(out, result, history if history.is_file() else None, config, manifest_path,
                             weights_path if weights_path.is_file() else None, examples=examples)
+
+
+def _sources(images: LabelledImages, manifest_path: str | Path) -> list[str] | None:
+    """Per-image source names when the manifest names sources (``source`` column), else None.
+
+    A BR35H-only manifest has no such column, and its report stays as it always was.
+    """
+    from train.data.manifest import read_manifest
+
+    sources = getattr(images, "sources", None)
+    if not sources or all(r.is_legacy for r in read_manifest(manifest_path)):
+        return None
+    return list(sources)
 
 
 def _manifest_from_config(config: dict) -> str | None:

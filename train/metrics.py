@@ -106,3 +106,57 @@ def compute_metrics(y_true, p_tumour, threshold: float = 0.5) -> BinaryMetrics:
         roc_fpr=tuple(float(v) for v in fpr),
         roc_tpr=tuple(float(v) for v in tpr),
     )
+
+
+# -- per subset (e.g. per source of a multi-source test split) -----------------------------
+
+
+def _interval(k: int, n: int) -> tuple[float, float] | None:
+    return clopper_pearson(k, n) if n else None
+
+
+@dataclass(frozen=True)
+class SubsetMetrics:
+    """One subset's accuracy, sensitivity and specificity, each with its exact 95 % interval
+    (None when the subset has no image of the class it needs), and ROC-AUC.
+
+    Sources differ in size by an order of magnitude, so a per-source number means little
+    without its interval: 60/60 correct is 94.0-100 %, 600/600 is 99.4-100 %.
+    """
+
+    name: str
+    n: int
+    n_positive: int
+    n_negative: int
+    correct: int
+    accuracy: float
+    accuracy_ci95: tuple[float, float]
+    sensitivity: float
+    sensitivity_ci95: tuple[float, float] | None
+    specificity: float
+    specificity_ci95: tuple[float, float] | None
+    roc_auc: float
+
+    def to_dict(self) -> dict:
+        return json_safe(asdict(self))
+
+
+def subset_metrics(name: str, y_true, p_tumour, threshold: float = 0.5) -> SubsetMetrics:
+    m = compute_metrics(y_true, p_tumour, threshold)
+    (tn, fp), (fn, tp) = m.confusion
+    return SubsetMetrics(
+        name=name, n=m.n, n_positive=m.n_positive, n_negative=m.n_negative, correct=m.correct,
+        accuracy=m.accuracy, accuracy_ci95=m.accuracy_ci95,
+        sensitivity=m.recall, sensitivity_ci95=_interval(tp, tp + fn),
+        specificity=m.specificity, specificity_ci95=_interval(tn, tn + fp),
+        roc_auc=m.roc_auc,
+    )
+
+
+def metrics_by_group(groups, y_true, p_tumour, threshold: float = 0.5) -> tuple[SubsetMetrics, ...]:
+    """:func:`subset_metrics` of each group (e.g. each source), in order of first appearance."""
+    g = np.asarray(groups)
+    y, p = np.asarray(y_true), np.asarray(p_tumour, dtype=np.float64)
+    if not (len(g) == len(y) == len(p)):
+        raise ValueError(f"need one group per image, got {len(g)} groups for {len(y)} images")
+    return tuple(subset_metrics(str(name), y[g == name], p[g == name], threshold) for name in dict.fromkeys(g.tolist()))

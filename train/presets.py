@@ -73,13 +73,6 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        d = dict(d)
-        d["model"] = ModelConfig(**d["model"])
-        d["augment"] = AugmentConfig(**d["augment"])
-        return cls(**d)
-
 
 #: The paper's augmentation plus scanner/sequence variation, for recipes that mix sources.
 SCANNER_AUGMENT = AugmentConfig(gamma=0.3, bias_field=0.3, noise=8.0, lowres=0.25)

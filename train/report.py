@@ -15,13 +15,10 @@ import json
 import math
 from pathlib import Path
 import sys
-from typing import TYPE_CHECKING
 
-from edge_runtime.machine import machine_info as base_machine_info, package_versions
+from edge_runtime.machine import machine_info, package_versions
 from train import figures
-
-if TYPE_CHECKING:
-    from train.evaluate import EvalResult
+from train.results import EvalResult
 
 #: The paper's reported test result. Its "specificity" of 0.00666 equals 4/600, the error
 #: rate, not TN / (TN + FP); we report the real specificity and note the discrepancy.
@@ -37,13 +34,18 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def machine_info() -> dict:
-    """``edge_runtime.machine.machine_info()`` plus library versions and visible GPUs."""
+def machine_with_libraries() -> dict:
+    """:func:`edge_runtime.machine.machine_info` plus ``gpus`` and ``libraries``.
+
+    The device-side record cannot name these (the runtime does not import TensorFlow, and the
+    device has none of the desktop libraries), but a training report needs them: the same
+    weights evaluated under another TensorFlow or Keras can round differently.
+    """
     versions = package_versions(LIBRARIES)
     gpus = []
     if "tensorflow" in sys.modules:  # only ask TF when it is loaded anyway (import costs seconds)
         gpus = [d.name for d in sys.modules["tensorflow"].config.list_physical_devices("GPU")]
-    return {**base_machine_info(), "gpus": gpus, "libraries": versions}
+    return {**machine_info(), "gpus": gpus, "libraries": versions}
 
 
 def _manifest_info(manifest_path) -> dict:
@@ -70,7 +72,7 @@ def _preset(config: dict) -> str | None:
     return None
 
 
-def write_run_report(out_dir: str | Path, result: "EvalResult", history_csv: str | Path | None, config: dict,
+def write_run_report(out_dir: str | Path, result: EvalResult, history_csv: str | Path | None, config: dict,
                      manifest_path: str | Path | None, weights_path: str | Path | None,
                      machine: dict | None = None, examples: figures.Examples | None = None) -> Path:
     """Write figures, ``report.json`` and ``report.md`` into ``out_dir``; returns the .md path."""
@@ -96,11 +98,13 @@ def write_run_report(out_dir: str | Path, result: "EvalResult", history_csv: str
         "preset": _preset(config),
         "config": config,
         "training": {"epochs": len(history), "seconds": round(train_seconds, 1)} if history else None,
-        "machine": machine or machine_info(),
+        "machine": machine or machine_with_libraries(),
         "paper": {**PAPER, "accuracy_inside_our_ci95": bool(lo <= PAPER["accuracy"] <= hi)},
         "errors": [{"path": r.path, "label": r.label, "p_tumour": r.p_tumour} for r in result.rows if not r.correct],
         "figures": {k: str(p.relative_to(out)) for k, p in figs.items()},
     }
+    if result.by_source:
+        report["by_source"] = [s.to_dict() for s in result.by_source]
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")
     md = out / "report.md"
@@ -114,6 +118,26 @@ def _pct(v) -> str:
 
 def _num(v) -> str:
     return "n/a" if v is None else f"{v:.4f}"
+
+
+def _pct_ci(v, ci) -> str:
+    if v is None:
+        return "n/a"
+    return _pct(v) + ("" if ci is None else f" ({100 * ci[0]:.2f}–{100 * ci[1]:.2f})")
+
+
+def _by_source_lines(rows: list[dict]) -> list[str]:
+    """The per-source table: each source's numbers with their exact 95 % intervals."""
+    lines = ["## Per source", "",
+             "Intervals are exact (Clopper-Pearson); a source with few images has a wide one.", "",
+             "| source | n (tumour / no tumour) | accuracy (95 % CI) | sensitivity (95 % CI) | specificity (95 % CI) | ROC-AUC |",
+             "|---|---|---|---|---|---|"]
+    for s in rows:
+        lines.append(f"| {s['name']} | {s['n']} ({s['n_positive']} / {s['n_negative']}) "
+                     f"| {s['correct']}/{s['n']} = {_pct_ci(s['accuracy'], s['accuracy_ci95'])} "
+                     f"| {_pct_ci(s['sensitivity'], s['sensitivity_ci95'])} "
+                     f"| {_pct_ci(s['specificity'], s['specificity_ci95'])} | {_num(s['roc_auc'])} |")
+    return lines + [""]
 
 
 def render_markdown(r: dict) -> str:
@@ -152,6 +176,8 @@ def render_markdown(r: dict) -> str:
         f"| **tumour** | {fn} (FN) | {tp} (TP) |",
         "",
     ]
+    if r.get("by_source"):
+        lines += _by_source_lines(r["by_source"])
     if r["errors"]:
         lines += ["## Misclassified images", "", "| image | true | p_tumour |", "|---|---|---|"]
         lines += [f"| `{e['path']}` | {e['label']} | {e['p_tumour']:.4f} |" for e in r["errors"]]

@@ -8,8 +8,9 @@ are written from (:func:`train.data.multi.group_sources`), so the report and ``s
 Two ways of counting "a twin of BR35H" are reported, because they answer different questions:
 
 * **direct**: the image itself matches some BR35H image (pairwise), under this project's rule
-  (NCC >= ``min_ncc`` in any of the four views) and under the rule ``../shared/README.md`` quotes
-  (raw-image pHash <= 10 bits with NCC >= 0.90, or NCC >= 0.97), which is how its 1876 was counted;
+  (NCC >= ``min_ncc`` in any of the four views) and under the rule the data notes of the
+  Nickparvar copy use (raw-image pHash <= 10 bits with NCC >= 0.90, or NCC >= 0.97), under which
+  they count 1876 Nickparvar images as near-twins of BR35H;
 * **grouped**: the image's near-duplicate group holds a BR35H image. This is what the protocols
   use, since a chain of near-copies (e.g. adjacent slices) carries the same leakage.
 """
@@ -33,7 +34,8 @@ from .multi import MANIFEST_NAMES, MultiSource, Protocol, external, grouped, mem
 from .sources import BR35H, NICKPARVAR
 from .splits import crossing_groups
 
-#: The figures ``../shared/README.md`` states for Nickparvar vs BR35H, for the comparison table.
+#: The overlap with BR35H the data notes of the Nickparvar copy state (counted under
+#: :class:`ReadmeRule`), for the comparison table.
 README_FIGURES = {
     "twins_of_br35h": 1876,
     "independent": {"glioma": 1620, "meningioma": 1544, "pituitary": 1757, "notumor": 222},
@@ -44,7 +46,8 @@ README_FIGURES = {
 
 @dataclass(frozen=True)
 class ReadmeRule:
-    """The cross-source twin rule of ``../shared/README.md`` (raw 64x64 view, no mirror, no crop)."""
+    """The cross-source twin rule the Nickparvar copy's data notes use: raw 64x64 view, no mirror,
+    no crop; pHash <= 10 bits with NCC >= 0.90, or NCC >= 0.97 alone."""
 
     max_hamming: int = 10
     min_ncc_with_hash: float = 0.90
@@ -264,7 +267,8 @@ def _integrity(source: dict) -> str:
 
 
 def _agreement(r: dict, cls: Sequence[str]) -> list[str]:
-    """The comparison with ``../shared/README.md``, every number taken from the report."""
+    """Our counts against the data notes' figures (:data:`README_FIGURES`), every number taken
+    from the report."""
     o, rf = r["overlap"], r["readme_figures"]
     total = lambda d: sum(d.values())  # noqa: E731
     rd, pred = o["twins_of_br35h_direct_readme_rule"], o["twins_only_of_br35h_pred_readme_rule"]
