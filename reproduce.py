@@ -65,11 +65,12 @@ class Protocol:
 
 
 PROTOCOLS: dict[str, Protocol] = {
-    "paper": Protocol("br35h-paper.csv", "cpu", released_as="br35h-mobilenetv2"),
+    # 1280 whitened directions for both released models: each chose it on its own val split and
+    # the OOD dev set (reports/domain/paper-select, reports/domain/multi-select).
+    "paper": Protocol("br35h-paper.csv", "cpu", released_as="br35h-mobilenetv2", domain=DomainConfig(dims=1280)),
     "grouped": Protocol("br35h-grouped.csv", "cpu"),
     # The released paper model extended to BR35H + Nickparvar by a short balanced fine-tune; held
     # to the paper's bar on BR35H's 600 test images (its Nickparvar test rows are scored apart).
-    # 1280 whitened directions: chosen on val + the OOD dev set (reports/domain/multi-select).
     "multi-paper": Protocol("multi-paper.csv", "multi-ft", released_as="multisource-mobilenetv2",
                             init_from="paper", test_sources=("br35h",), domain=DomainConfig(dims=1280)),
     # Both sources, near-duplicate groups never crossing train/val/test: trained from ImageNet
