@@ -4,8 +4,10 @@ The classifier runs in a subprocess under ``resource.setrlimit(RLIMIT_AS, 768 Mi
 interpreter, numpy and TFLite need ~300 MiB of address space; a 1 GB Pi has less than that
 free for pixels). A 7000x7000 16-bit PNG (~100 KB on disk, ~1.75 GB to decode) is refused by the
 memory budget before decoding; a 7000x7000 JPEG is decoded at 1/8 size (draft) and classified,
-or refused by the budget with ``--no-draft``. With the budget switched off both fail with
-MemoryError, which becomes their error record while the next image is still classified.
+or refused by the budget with ``--no-draft``. With the budget switched off the PNG fails with
+MemoryError, which becomes its error record while the next image is still classified; the 8-bit
+grey JPEG decoded in full fits since the crop works on one channel of grey images, so it is
+either classified or out of memory, never another error.
 """
 
 from __future__ import annotations
@@ -75,5 +77,6 @@ def test_draft_decodes_the_huge_jpeg_within_the_limit(images):
 def test_without_the_budget_out_of_memory_stays_per_file(images):
     rc, rows, err = _predict(images, "--memory-budget-mb", "100000", "--no-draft")
     assert rc == 1, err
-    assert [r["error"] is not None and "out of memory" in r["error"] for r in rows] == [True, True, False]
-    assert rows[2]["label"] in ("yes", "no")
+    assert rows[0]["error"] is not None and "out of memory" in rows[0]["error"]
+    assert (rows[1]["error"] is None and rows[1]["label"] in ("yes", "no", "unknown")) or "out of memory" in rows[1]["error"]
+    assert rows[2]["error"] is None and rows[2]["label"] in ("yes", "no")
