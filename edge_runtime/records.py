@@ -90,6 +90,8 @@ def format_table_row(record: dict) -> str:
 
 def write_records(records: Iterable[dict], fmt: str, stream: TextIO) -> tuple[int, int]:
     """Stream records as they come; returns ``(n_ok, n_failed)``."""
+    if fmt not in FORMATS:
+        raise ValueError(f"output format must be one of {FORMATS}, got {fmt!r}")
     ok = failed = 0
     if fmt == "table":
         stream.write(f"{'label':7}  {'score':>6}  path\n")

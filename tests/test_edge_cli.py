@@ -130,3 +130,12 @@ def test_python_dash_m_runs_the_cli(folder):
                           capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent.parent)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["path"] == str(folder / "a.jpg") and "ai-edge-litert" in proc.stderr
+
+
+def test_write_records_refuses_an_unknown_format_instead_of_printing_a_table():
+    import io
+
+    from edge_runtime.records import write_records
+
+    with pytest.raises(ValueError, match="output format must be one of"):
+        write_records([], "xml", io.StringIO())
