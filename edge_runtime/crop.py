@@ -88,10 +88,8 @@ def _reflect101(n: int, r: int) -> np.ndarray:
     return np.where(j >= n, 2 * n - 2 - j, j)
 
 
-def gaussian_blur(gray: np.ndarray, k: int, sigma: float) -> np.ndarray:
-    """Separable integer Gaussian with reflect-101 borders, rounded half up."""
-    if k == 1:
-        return gray.copy()
+def _blur_sum(gray: np.ndarray, k: int, sigma: float) -> tuple[np.ndarray, int, type]:
+    """The separable integer Gaussian's unnormalised sum (reflect-101 borders), its norm and dtype."""
     taps = _gaussian_taps(k, sigma)
     norm = int(taps.sum()) ** 2
     dtype = np.uint16 if 255 * norm + norm // 2 < 2**16 else np.int64  # k=5: 255 * 256 + 128 fits
@@ -103,6 +101,14 @@ def gaussian_blur(gray: np.ndarray, k: int, sigma: float) -> np.ndarray:
     acc = rows[:h] * dtype(taps[0])
     for i in range(1, k):
         acc += rows[i : i + h] * dtype(taps[i])
+    return acc, norm, dtype
+
+
+def gaussian_blur(gray: np.ndarray, k: int, sigma: float) -> np.ndarray:
+    """Separable integer Gaussian with reflect-101 borders, rounded half up."""
+    if k == 1:
+        return gray.copy()
+    acc, norm, dtype = _blur_sum(gray, k, sigma)
     acc += dtype(norm // 2)
     shift = norm.bit_length() - 1
     acc = acc >> dtype(shift) if norm == 1 << shift else acc // dtype(norm)  # k <= 7: a shift
@@ -137,17 +143,7 @@ def blur_above(gray: np.ndarray, k: int, sigma: float, threshold: int) -> np.nda
     """
     if k == 1:
         return gray > threshold
-    taps = _gaussian_taps(k, sigma)
-    norm = int(taps.sum()) ** 2
-    dtype = np.uint16 if 255 * norm + norm // 2 < 2**16 else np.int64
-    h, w = gray.shape
-    padded = gray[_reflect101(h, k // 2)][:, _reflect101(w, k // 2)].astype(dtype)
-    rows = padded[:, :w] * dtype(taps[0])
-    for i in range(1, k):
-        rows += padded[:, i : i + w] * dtype(taps[i])
-    acc = rows[:h] * dtype(taps[0])
-    for i in range(1, k):
-        acc += rows[i : i + h] * dtype(taps[i])
+    acc, norm, _ = _blur_sum(gray, k, sigma)
     return acc >= (threshold + 1) * norm - norm // 2
 
 
