@@ -107,6 +107,28 @@ def test_checked_model_graph_matches_the_numpy_reference():
     assert np.array_equal(probs.argmax(1), model.predict(te.x.astype(np.float32), verbose=0).argmax(1))
 
 
+
+def test_checked_model_projects_once_whatever_the_classes_and_survives_saving(tmp_path):
+    """The projection is read once per call (one (D, k) kernel, not one per class), and the
+    per-class centres travel with a saved model."""
+    import keras
+
+    from tests.convert_helpers import brightness_model, fake_loader, write_tiny_manifest
+
+    model = brightness_model()
+    load = fake_loader()
+    man = write_tiny_manifest(tmp_path / "m.csv", n_train=40, n_test=16)
+    tr, te = load(man, "train"), load(man, "test")
+    att = domain.attach(model, tr, te, domain.DomainConfig(dims=3), log=lambda s: None)
+    (kernel,) = att.model.get_layer(domain.WHITEN).get_weights()
+    assert kernel.shape == att.fit.projection.shape
+    (centres,) = att.model.get_layer(domain.SCORE).get_weights()
+    assert np.allclose(centres, att.fit.means @ att.fit.projection, atol=1e-5)
+    att.model.save(tmp_path / "checked.keras")
+    again = keras.saving.load_model(tmp_path / "checked.keras")
+    x = te.x.astype(np.float32)
+    assert np.allclose(again.predict(x, verbose=0)[1], att.model.predict(x, verbose=0)[1], rtol=1e-6)
+
 def _manifest_with_val(path: Path) -> Path:
     from train.data.manifest import ManifestRow, write_manifest
 
