@@ -35,6 +35,7 @@ import time
 
 from convert.config import ConvertConfig, GateConfig
 from convert.domain import DomainConfig
+from convert.views import ViewConfig
 from edge_runtime.default_model import RELEASED_NAME
 from train.paths import REPO_ROOT, DataNotFoundError, data_root
 from train.presets import TrainConfig, get_preset
@@ -64,18 +65,22 @@ class Protocol:
                              test_sources=self.test_sources)
 
 
+#: The domain check of every protocol: 1280 whitened directions (each released model chose it on
+#: its own val split and the OOD dev set: reports/domain/paper-select, reports/domain/multi-select)
+#: and the view gate (reports/domain/views): "unknown" for views the val split does not show the
+#: model judges.
+CHECKED = DomainConfig(dims=1280, views=ViewConfig())
+
 PROTOCOLS: dict[str, Protocol] = {
-    # 1280 whitened directions for both released models: each chose it on its own val split and
-    # the OOD dev set (reports/domain/paper-select, reports/domain/multi-select).
-    "paper": Protocol("br35h-paper.csv", "cpu", released_as="br35h-mobilenetv2", domain=DomainConfig(dims=1280)),
+    "paper": Protocol("br35h-paper.csv", "cpu", released_as="br35h-mobilenetv2", domain=CHECKED),
     "grouped": Protocol("br35h-grouped.csv", "cpu"),
     # The released paper model extended to BR35H + Nickparvar by a short balanced fine-tune; held
     # to the paper's bar on BR35H's 600 test images (its Nickparvar test rows are scored apart).
     "multi-paper": Protocol("multi-paper.csv", "multi-ft", released_as="multisource-mobilenetv2",
-                            init_from="paper", test_sources=("br35h",), domain=DomainConfig(dims=1280)),
+                            init_from="paper", test_sources=("br35h",), domain=CHECKED),
     # Both sources, near-duplicate groups never crossing train/val/test: trained from ImageNet
     # (a warm start from the paper model would leak, its training set spans these test groups).
-    "multi-grouped": Protocol("multi-grouped.csv", "multi", domain=DomainConfig(dims=1280)),
+    "multi-grouped": Protocol("multi-grouped.csv", "multi", domain=CHECKED),
 }
 
 #: The released model the edge runtime and the Android bundle default to.
@@ -177,8 +182,10 @@ def train_inputs(cfg: ReproduceConfig) -> dict:
 
 
 def convert_inputs(cfg: ReproduceConfig) -> dict:
+    labels = cfg.spec.domain.views.labels
     return {"manifest_sha256": sha256_file(cfg.manifest), "model_sha256": sha256_file(cfg.run_dir / "model.keras"),
-            "config": cfg.spec.convert_config().to_dict()}
+            "config": cfg.spec.convert_config().to_dict(),
+            "view_labels_sha256": sha256_file(REPO_ROOT / labels) if labels else None}
 
 
 def _set_aside(folder: Path, why: str) -> Path:

@@ -13,6 +13,7 @@ import sys
 from convert.config import (BIAS_CORRECTION_DEFAULT, KEEP_FLOAT_DEFAULT, BundleInfo, ConvertConfig, GateConfig,
                             QuantizationConfig)
 from convert.domain import DomainConfig
+from convert.views import ViewConfig
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="share of in-domain val crops the domain threshold accepts")
     p.add_argument("--domain-fit-images", type=int, default=DomainConfig.max_fit_images,
                    help="train crops (evenly spaced) the domain check is fitted on")
+    p.add_argument("--views", metavar="LABELS.csv", default=None,
+                   help="hand-labelled slice views (e.g. splits/views.csv): add the view gate, which scores 0 "
+                        "(unknown) every slice of a view the val split does not show the model judges")
     p.add_argument("--test-source", action="append", default=[], metavar="SOURCE",
                    help="evaluate and gate on the test rows of this source only (repeatable; default: all rows)")
     return p.parse_args(argv)
@@ -64,7 +68,8 @@ def config_from(args: argparse.Namespace) -> ConvertConfig:
         onnx_int8=not args.no_onnx_int8,
         num_threads=args.threads,
         domain_mode=args.domain,
-        domain=DomainConfig(dims=args.domain_dims, accept=args.domain_accept, max_fit_images=args.domain_fit_images),
+        domain=DomainConfig(dims=args.domain_dims, accept=args.domain_accept, max_fit_images=args.domain_fit_images,
+                            views=ViewConfig(labels=args.views)),
         test_sources=tuple(args.test_source),
     )
 

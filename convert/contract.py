@@ -25,13 +25,15 @@ from edge_runtime.contract import CONTRACT_FILE, ONNX_KEY, SCHEMA
 
 def build(labels: Sequence[str], crop: CropConfig, info: BundleInfo, temperature: float,
           val_probs: np.ndarray | None, val_y: np.ndarray | None, val_domain: np.ndarray | None,
-          accept: float, extra: dict | None = None, val_sources: Sequence[str] | None = None) -> dict:
+          accept: float, extra: dict | None = None, val_sources: Sequence[str] | None = None,
+          view_gate: dict | None = None) -> dict:
     """The contract dict, without the ``graph`` entry (added when it is embedded).
 
     With ``val_sources`` the domain threshold accepts ``accept`` of *each* source's val crops
     (the lowest per-source threshold): one pooled quantile lets the larger source set the bar
     and refuses more of the smaller one's scans (measured: 4.3 % of BR35H test crops refused
-    by a pooled threshold on BR35H + Nickparvar val)."""
+    by a pooled threshold on BR35H + Nickparvar val). ``view_gate`` (views, which are supported,
+    the val table) is recorded so an app can say why a score is negative."""
     if val_probs is not None and len(val_probs):
         points = operating_points(val_probs[:, 1], val_y, default=info.threshold)
     else:
@@ -39,16 +41,24 @@ def build(labels: Sequence[str], crop: CropConfig, info: BundleInfo, temperature
     domain = None
     if val_domain is not None:
         scores = np.asarray(val_domain).reshape(-1)
-        groups = {"all": np.ones(len(scores), bool)}
+        # A negative score is the view gate's refusal (convert.views): refused by design, so the
+        # threshold is chosen on the other crops (a Mahalanobis score c / (c + d) is > 0).
+        gated = scores < 0
+        if gated.all():
+            raise ValueError("every val crop has a negative domain score (view gate): no threshold can be chosen")
+        groups = {"all": ~gated}
         if val_sources is not None and len(set(val_sources)) > 1:
             src = np.asarray(val_sources)
-            groups.update({str(s): src == s for s in sorted(set(src.tolist()))})
+            groups.update({str(s): (src == s) & ~gated for s in sorted(set(src.tolist())) if ((src == s) & ~gated).any()})
         per = {g: accept_threshold(scores[m], accept) for g, m in groups.items()}
         t = min(per.values())
         domain = {"threshold": t, "accept_target": accept, "val_n": int(len(scores)),
                   "val_accepted": float((scores >= t).mean()),
                   "val_accepted_per_source": {g: float((scores[m] >= t).mean()) for g, m in groups.items()},
+                  "val_refused_by_view": float(gated.mean()),
                   "output": "domain_score", "higher_is_in_domain": True}
+        if view_gate is not None:
+            domain["view_gate"] = view_gate
     return {
         "schema": SCHEMA, "name": info.name, "version": info.version,
         "labels": list(labels), "positive_label": labels[-1],

@@ -21,17 +21,21 @@ output quantization can represent; the int8 export keeps this tail in float anyw
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
+
+from convert.views import ViewConfig, ViewGate
 
 #: Names of the layers this module adds; the int8 export keeps them (and the classifier tail) float.
 WHITEN = "domain_whiten"
 SCORE = "domain_score"
+VIEW = "domain_view"
+GATED = "domain_gated"
 LOGITS = "logits"
 TEMPERATURE = "temperature"
 PROBABILITY = "probability"
-TAIL_LAYERS = (WHITEN, SCORE, LOGITS, TEMPERATURE, PROBABILITY)
+TAIL_LAYERS = (WHITEN, SCORE, VIEW, GATED, LOGITS, TEMPERATURE, PROBABILITY)
 
 
 @dataclass(frozen=True)
@@ -43,12 +47,14 @@ class DomainConfig:
         shrinkage: added to every eigenvalue, as a fraction of the mean eigenvalue (stability).
         accept: share of in-domain **validation** crops the threshold accepts.
         max_fit_images: train crops whose features are used (evenly spaced subset; 2 CPU cores).
+        views: the view gate (:mod:`convert.views`); off unless ``views.labels`` is set.
     """
 
     dims: int = 256
     shrinkage: float = 1e-3
     accept: float = 0.99
     max_fit_images: int = 1200
+    views: ViewConfig = field(default_factory=lambda: ViewConfig(labels=None))
 
     def __post_init__(self) -> None:
         if self.dims < 1:
@@ -209,9 +215,11 @@ def classifier_logits_model(model):
     return keras.Model(model.input, [feats, logits], name="features_logits")
 
 
-def build_checked_model(model, fit: MahalanobisFit, temperature: float):
+def build_checked_model(model, fit: MahalanobisFit, temperature: float, gate: ViewGate | None = None):
     """``image -> [probability (N, 2), domain_score (N, 1)]``: the trained network with the
-    temperature folded in (``softmax(logits / T)``) and the domain check as a second output.
+    temperature folded in (``softmax(logits / T)``) and the domain check as a second output;
+    with ``gate``, the score is negated wherever the slice's view is not one the model was
+    validated on (:mod:`convert.views`).
 
     Output order is part of the contract: index 0 is the class probabilities, 1 the domain
     score. The TFLite converter may list them the other way round; ``convert.metadata.pack_graph``
@@ -220,6 +228,8 @@ def build_checked_model(model, fit: MahalanobisFit, temperature: float):
     """
     import keras
     from keras import layers
+
+    from convert.views import gate_layer, gate_weights
 
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -233,6 +243,11 @@ def build_checked_model(model, fit: MahalanobisFit, temperature: float):
     score_layer = domain_score_layer()(c, d, fit.scale, name=SCORE)
     score = score_layer(z)
     score_layer.set_weights([(fit.means @ fit.projection).astype(np.float32)])
+    if gate is not None:
+        view = gate_layer()(fit.means.shape[1], len(gate.probe.views), name=VIEW)
+        g = view(feats)
+        view.set_weights(gate_weights(gate))
+        score = layers.Multiply(name=GATED)([score, g])
     return keras.Model(fl.input, [probs, score], name=model.name + "_checked")
 
 
@@ -265,6 +280,12 @@ class Attached:
     fit: MahalanobisFit
     temperature: float
     info: dict
+    gate: ViewGate | None = None
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        """The exported graph's domain score, in numpy."""
+        s = self.fit.scores(features)
+        return s if self.gate is None else s * self.gate.sign(features)
 
 
 def _subset(n: int, k: int) -> np.ndarray:
@@ -278,9 +299,12 @@ def features_and_logits(model, x: np.ndarray, batch_size: int = 16) -> tuple[np.
     return np.asarray(f, np.float64), np.asarray(z, np.float64)
 
 
-def attach(model, train, val, cfg: DomainConfig = DomainConfig(), log=print) -> Attached:
+def attach(model, train, val, cfg: DomainConfig = DomainConfig(), log=print, labelled=None) -> Attached:
     """Fit the domain check on ``train`` features (at most ``cfg.max_fit_images``, evenly spaced),
     its scale and the temperature on ``val``, and return the two-output model.
+
+    ``labelled`` (crops with a ``views`` list, see :mod:`convert.views`) adds the view gate: the
+    probe is fitted on them, the supported views are read off ``val``.
 
     Checks that the built graph reproduces the numpy reference on validation crops (a wrong
     weight layout would otherwise only show as a silently useless check).
@@ -298,15 +322,49 @@ def attach(model, train, val, cfg: DomainConfig = DomainConfig(), log=print) -> 
     log(f"domain check: Mahalanobis, {fit.projection.shape[1]} whitened dims, fitted on {len(idx)} train crops; "
         f"scale {fit.scale:.4g}; temperature {temp.temperature:.4g}"
         + (" (at the search bound: T not identified by val, kept 1)" if temp.at_bound else ""))
-    checked = build_checked_model(model, fit, temp.temperature)
-    k = min(16, len(val.y))
-    probs, score = checked.predict(np.asarray(val.x[:k], np.float32), verbose=0)
-    want = fit.scores(f_val[:k])
-    if not np.allclose(score[:, 0], want, rtol=1e-3, atol=1e-5):
-        raise RuntimeError(f"domain graph disagrees with its numpy reference: {score[:4, 0]} vs {want[:4]}")
-    val_scores = fit.scores(f_val)
+    gate, view_info = None, None
+    if labelled is not None:
+        gate, view_info = _fit_gate(model, labelled, f_val, z_val, np.asarray(val.y), cfg.views, log)
+    checked = build_checked_model(model, fit, temp.temperature, gate)
+    att = Attached(checked, fit, temp.temperature, {}, gate)
+    _check_graph(checked, np.asarray(val.x), f_val, att)
+    val_scores = att.scores(f_val)
     info = {"method": "mahalanobis", "config": cfg.to_dict(), "fit_images": int(len(idx)),
             "scale": fit.scale, "dims": int(fit.projection.shape[1]),
             "temperature": temp.to_dict(),
-            "val_score_quantiles": {q: float(np.quantile(val_scores, q)) for q in (0.01, 0.05, 0.5)}}
-    return Attached(checked, fit, temp.temperature, info)
+            "val_score_quantiles": {q: float(np.quantile(val_scores, q)) for q in (0.01, 0.05, 0.5)},
+            "views": view_info}
+    return Attached(checked, fit, temp.temperature, info, gate)
+
+
+def _fit_gate(model, labelled, f_val, z_val, y_val, cfg: ViewConfig, log) -> tuple[ViewGate, dict]:
+    from convert.views import fit_probe, support_table
+
+    f_lab, _ = features_and_logits(model, labelled.x)
+    probe = fit_probe(f_lab, list(labelled.views), cfg.l2, cfg.steps)
+    fitted_acc = float((probe.predict(f_lab) == np.array([probe.views.index(v) for v in labelled.views])).mean())
+    table = support_table(probe.predict(f_val), y_val, z_val.argmax(1), probe.views, cfg)
+    supported = tuple(r["supported"] for r in table)
+    if not any(supported):
+        raise ValueError("view gate: no view meets the support rule on the val split "
+                         f"({cfg.min_normals} normals, {cfg.min_tumours} tumours, sensitivity and specificity "
+                         f">= {cfg.target}): {table}")
+    gate = ViewGate(probe, supported)
+    refused = float(1.0 - gate.gate(f_val).mean())
+    log(f"view gate: probe on {len(labelled.views)} labelled slices (fitted accuracy {100 * fitted_acc:.1f}%); "
+        f"supported: {', '.join(r['view'] for r in table if r['supported'])}; val crops refused by view {100 * refused:.2f}%")
+    return gate, {"labelled_slices": len(labelled.views), "probe_fitted_accuracy": fitted_acc,
+                  "views": list(probe.views), "support": table, "val_refused": refused}
+
+
+def _check_graph(checked, x_val: np.ndarray, f_val: np.ndarray, att: Attached) -> None:
+    """The built graph equals the numpy reference on up to 16 val crops (a gate decision within
+    1e-3 of its 0.5 boundary may round either way and is not compared)."""
+    k = min(16, len(x_val))
+    _, score = checked.predict(np.asarray(x_val[:k], np.float32), verbose=0)
+    want = att.scores(f_val[:k])
+    ok = np.ones(k, bool)
+    if att.gate is not None:
+        ok = np.abs(att.gate.supported_probability(f_val[:k]) - 0.5) > 1e-3
+    if not np.allclose(score[ok, 0], want[ok], rtol=1e-3, atol=1e-5):
+        raise RuntimeError(f"domain graph disagrees with its numpy reference: {score[:4, 0]} vs {want[:4]}")

@@ -90,7 +90,13 @@ def run(model, manifest: str | Path, out_dir: str | Path, cfg: ConvertConfig = C
 
     domain_info, temperature = None, 1.0
     if with_domain:
-        attached = domain.attach(model, train, val, cfg.domain, log=log)
+        labelled = None
+        if cfg.domain.views.labels:
+            from convert.views import load_labelled
+
+            held_out = {r.sha256 for r in rows if r.split in ("val", "test")}
+            labelled = load_labelled(cfg.domain.views, held_out, out, loader, data_root, crop)
+        attached = domain.attach(model, train, val, cfg.domain, log=log, labelled=labelled)
         model, temperature, domain_info = attached.model, attached.temperature, attached.info
         if isinstance(model_path, str) and model_path.endswith(".keras"):
             domain_info["keras_model"] = str(out / "model_checked.keras")
@@ -118,7 +124,8 @@ def run(model, manifest: str | Path, out_dir: str | Path, cfg: ConvertConfig = C
         contracts[name] = contract.build(LABELS, crop, cfg.bundle, temperature, val_probs,
                                          None if val is None else np.asarray(val.y), val_dom, cfg.domain.accept,
                                          extra={"artifact": name},
-                                         val_sources=None if val is None else (getattr(val, "sources", None) or None))
+                                         val_sources=None if val is None else (getattr(val, "sources", None) or None),
+                                         view_gate=_view_gate_contract(domain_info))
         _write_contract(path, contracts[name], cfg, with_domain)
         results[name] = {"bytes": path.stat().st_size, "sha256": android.sha256(path), "metrics": metrics[name].to_dict(),
                          "input": _input_info(path), "eval_seconds": round(time.perf_counter() - t, 2),
@@ -158,6 +165,16 @@ def run(model, manifest: str | Path, out_dir: str | Path, cfg: ConvertConfig = C
     }
     report.write(rep, out)
     return Result(rep, failures, out)
+
+
+def _view_gate_contract(domain_info: dict | None) -> dict | None:
+    """What the contract says of the view gate: a negative score means "view not supported", its
+    magnitude the domain score the slice would have had."""
+    views = (domain_info or {}).get("views")
+    if not views:
+        return None
+    return {"refused_when": "domain_score < 0", "views": views["views"],
+            "supported": [r["view"] for r in views["support"] if r["supported"]], "val_support": views["support"]}
 
 
 def _write_contract(path: Path, contract_dict: dict, cfg: ConvertConfig, with_domain: bool) -> None:

@@ -1,0 +1,152 @@
+"""The view gate (convert.views): labels, probe, support rule, graph and contract threshold.
+
+Numbers on synthetic features (milliseconds), then the Keras graph of a tiny model (seconds).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from convert import contract, domain, views
+from convert.config import BundleInfo
+from edge_runtime.config import LABELS, CropConfig
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _write(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_committed_labels_read_and_name_only_known_views():
+    rows = views.read_labels(REPO / "splits" / "views.csv")
+    assert len(rows) > 400
+    assert {r.view for r in rows} <= {*views.VIEWS, "unclear"}
+    assert {r.source for r in rows} == {"br35h", "nickparvar"}
+    assert len({(r.source, r.path) for r in rows}) == len(rows)
+
+
+def test_bad_label_files_name_the_file_and_line(tmp_path):
+    bad_header = _write(tmp_path / "a.csv", ["source,path,view", "br35h,no/no1.jpg,sagittal"])
+    with pytest.raises(ValueError, match="a.csv: header"):
+        views.read_labels(bad_header)
+    bad_view = _write(tmp_path / "b.csv", [",".join(views.LABEL_HEADER), "br35h,no/no1.jpg,abc,no,oblique,"])
+    with pytest.raises(ValueError, match=r"b.csv:2: view must be one of"):
+        views.read_labels(bad_view)
+
+
+def test_fitting_rows_leave_out_unclear_held_out_and_external_test_images():
+    rows = [views.LabelledSlice("br35h", "no/a.jpg", "h1", "no", "axial-ventricles"),
+            views.LabelledSlice("br35h", "no/b.jpg", "h2", "no", "unclear"),
+            views.LabelledSlice("br35h", "yes/c.jpg", "h3", "yes", "sagittal"),
+            views.LabelledSlice("nickparvar", "Testing/notumor/d.jpg", "h4", "notumor", "coronal"),
+            views.LabelledSlice("nickparvar", "Training/notumor/e.jpg", "h5", "notumor", "coronal")]
+    kept = views.fitting_rows(rows, held_out_sha256={"h3"})
+    assert [r.sha256 for r in kept] == ["h1", "h5"]
+
+
+def _clusters(n_per: int, seed: int) -> tuple[np.ndarray, list[str]]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 3, (3, 20)) + 10  # far from 0, unscaled: the folded standardisation matters
+    names = ["axial-supratentorial", "sagittal", "coronal"]
+    f = np.concatenate([c + rng.normal(0, 1, (n_per, 20)) * (i + 1) for i, c in enumerate(centres)])
+    return f, [names[i] for i in range(3) for _ in range(n_per)]
+
+
+def test_probe_learns_separable_views_and_orders_outputs_like_VIEWS():
+    f, v = _clusters(60, 0)
+    probe = views.fit_probe(f, v)
+    assert probe.views == ("axial-supratentorial", "sagittal", "coronal")
+    f2 = f + np.random.default_rng(1).normal(0, 0.3, f.shape)  # same centres, jittered
+    acc = (np.array(probe.views)[probe.predict(f2)] == np.array(v)).mean()
+    assert acc > 0.95
+    assert np.allclose(probe.proba(f2).sum(1), 1.0)
+
+
+def test_probe_needs_two_gate_views():
+    with pytest.raises(ValueError, match="at least two views"):
+        views.fit_probe(np.zeros((4, 3)), ["sagittal"] * 4)
+    with pytest.raises(ValueError, match="gate views"):
+        views.fit_probe(np.zeros((4, 3)), ["sagittal", "axial-ventricles"] * 2)
+    assert views.gate_view("axial-above-ventricles") == views.gate_view("axial-ventricles") == "axial-supratentorial"
+
+
+def test_support_needs_enough_val_crops_of_both_classes_and_the_target():
+    cfg = views.ViewConfig(min_normals=10, min_tumours=10, target=0.9)
+    names = ("axial-supratentorial", "sagittal", "coronal")
+    pv, y, yp = [], [], []
+    # view 0: 20 normals, 20 tumours, 1 error each -> 95 %: supported
+    pv += [0] * 40; y += [0] * 20 + [1] * 20; yp += [0] * 19 + [1] + [1] * 19 + [0]
+    # view 1: only 5 normals, all right -> too few normals
+    pv += [1] * 25; y += [0] * 5 + [1] * 20; yp += [0] * 5 + [1] * 20
+    # view 2: 20 normals with 4 false alarms -> specificity 80 %
+    pv += [2] * 40; y += [0] * 20 + [1] * 20; yp += [0] * 16 + [1] * 4 + [1] * 20
+    table = views.support_table(np.array(pv), np.array(y), np.array(yp), names, cfg)
+    assert [r["supported"] for r in table] == [True, False, False]
+    assert table[2]["val_specificity"] == pytest.approx(0.8) and table[1]["val_normals"] == 5
+
+
+def test_gate_opens_only_where_supported_views_are_more_probable():
+    f, v = _clusters(40, 2)
+    probe = views.fit_probe(f, v)
+    gate = views.ViewGate(probe, (True, False, False))
+    g = gate.gate(f)
+    assert g[:40].mean() > 0.95 and g[40:].mean() < 0.05
+
+
+def _gated_model():
+    from tests.convert_helpers import brightness_model, fake_loader, write_tiny_manifest
+
+    model = brightness_model()
+    load = fake_loader()
+    man = write_tiny_manifest(Path(__import__("tempfile").mkdtemp()) / "m.csv", n_train=40, n_test=24)
+    tr, te = load(man, "train"), load(man, "test")
+    f_te, _ = domain.features_and_logits(model, te.x)
+    fit = domain.with_scale(domain.fit_mahalanobis(domain.features_and_logits(model, tr.x)[0], tr.y, 3), f_te)
+    # A probe that calls bright crops (the tiny model's tumours) "sagittal", an unsupported view.
+    probe = views.fit_probe(f_te, ["sagittal" if y else "axial-supratentorial" for y in te.y])
+    gate = views.ViewGate(probe, tuple(v != "sagittal" for v in probe.views))
+    return model, fit, gate, te, f_te
+
+
+def test_gated_graph_equals_its_numpy_reference_and_negates_refused_views():
+    model, fit, gate, te, f_te = _gated_model()
+    checked = domain.build_checked_model(model, fit, 1.5, gate)
+    _, score = checked.predict(te.x.astype(np.float32), verbose=0)
+    want = fit.scores(f_te) * gate.sign(f_te)
+    assert np.allclose(score[:, 0], want, rtol=1e-4, atol=1e-6)
+    assert (score[te.y == 1, 0] < 0).all() and (score[te.y == 0, 0] > 0).all()
+    assert np.allclose(np.abs(score[:, 0]), fit.scores(f_te), rtol=1e-4, atol=1e-6)
+
+
+def test_contract_threshold_is_chosen_on_crops_the_view_gate_lets_through():
+    rng = np.random.default_rng(5)
+    scores = np.concatenate([rng.uniform(0.2, 1.0, 200), -rng.uniform(0.2, 1.0, 40)])
+    y = np.arange(240) % 2
+    probs = np.stack([1 - y * 0.9, y * 0.9 + 0.05], 1)
+    c = contract.build(LABELS, CropConfig(), BundleInfo(), 1.0, probs, y, scores, 0.99,
+                       view_gate={"views": ["axial-supratentorial", "sagittal"], "supported": ["axial-supratentorial"]})
+    t = c["domain"]["threshold"]
+    assert t > 0 and (scores[:200] >= t).mean() >= 0.99
+    assert c["domain"]["val_refused_by_view"] == pytest.approx(40 / 240)
+    assert c["domain"]["view_gate"]["supported"] == ["axial-supratentorial"]
+    with pytest.raises(ValueError, match="every val crop"):
+        contract.build(LABELS, CropConfig(), BundleInfo(), 1.0, probs, y, -np.ones(240), 0.99)
+
+
+def test_attach_refuses_a_gate_that_supports_no_view():
+    from tests.convert_helpers import brightness_model, fake_loader, write_tiny_manifest
+
+    model = brightness_model()
+    load = fake_loader()
+    man = write_tiny_manifest(Path(__import__("tempfile").mkdtemp()) / "m.csv", n_train=40, n_test=24)
+    tr, te = load(man, "train"), load(man, "test")
+    # Views that coincide with the label: every view holds one class only, none can be supported.
+    lab = views.Labelled(tr.x, ["sagittal" if y else "axial-supratentorial" for y in tr.y])
+    with pytest.raises(ValueError, match="no view meets the support rule"):
+        domain.attach(model, tr, te, domain.DomainConfig(dims=3, views=views.ViewConfig(min_normals=2, min_tumours=2)),
+                      log=lambda s: None, labelled=lab)
