@@ -16,6 +16,9 @@ default (Nickparvar contains most of its normals). So this command:
 * marks every image that is a near-twin of any row of the ``--exclude-twins-of`` manifests
   (:mod:`convert.twins`), leaves it out of the headline metrics and counts it per class (the
   twins' own numbers are reported too, as the "seen images" contrast);
+* for an artifact carrying a contract with a domain check, decides ``in_domain`` and the
+  ``unknown_reason`` of each image from its domain output exactly as the device runtime does
+  (:mod:`edge_runtime.unknown`), so the report adds coverage and answered-only metrics;
 * writes ``report.json``, ``report.md`` (metrics with 95 % intervals from
   :mod:`edge_runtime.evaluate`, the same code as ``br35h-edge evaluate``) and ``predictions.csv``.
 
@@ -40,14 +43,19 @@ from typing import Callable, Sequence
 import numpy as np
 
 from edge_runtime.config import TUMOUR_INDEX, CropConfig
+from edge_runtime.contract import Contract, load_contract
 from edge_runtime.evaluate import EvaluationConfig, ScoredImage, class_key, markdown_summary, summarise
 from edge_runtime.image_io import ImageDecodeError, load_rgb
+from edge_runtime.interpreter import ModelError
 from edge_runtime.labels import LabelledPath, label_from_parts, label_tree
 from edge_runtime.machine import describe, machine_info, package_versions
+from edge_runtime.unknown import DomainRule, verdict
 from train.data.dedup import DedupConfig
 from train.report import sha256_file
 
 Predictor = Callable[[np.ndarray], np.ndarray]
+#: Raw RGB batch -> (probabilities (N, 2), domain scores (N,) or None without a domain output).
+Outputs = Callable[[np.ndarray], tuple[np.ndarray, "np.ndarray | None"]]
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,9 @@ class ImageResult:
     twin_ncc: float = float("nan")
     twin_of: str = ""
     twin_view: str = ""
+    domain_score: float = float("nan")
+    in_domain: bool | None = None
+    unknown_reason: str | None = None
     error: str = ""
 
 
@@ -88,8 +99,26 @@ class Outcome:
     results: list[ImageResult] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Scorer:
+    """An artifact ready to score: ``outputs`` (see :data:`Outputs`), the runtime's name, and the
+    refusal rule of its contract (None for an artifact without a contract or a domain check:
+    then ``in_domain`` stays None and the report has no "answered" section)."""
+
+    outputs: Outputs
+    runtime: str
+    rule: DomainRule | None
+
+
 def open_predictor(artifact: str | Path, num_threads: int | None = None) -> tuple[Predictor, str]:
     """``(predict, runtime name)``: raw RGB 0..255 NHWC batch -> (N, 2) probabilities."""
+    scorer = open_scorer(artifact, num_threads)
+    return (lambda x: scorer.outputs(x)[0]), scorer.runtime
+
+
+def open_scorer(artifact: str | Path, num_threads: int | None = None) -> Scorer:
+    """The artifact in its runtime, with its contract's domain rule; a ``.keras`` file carries no
+    contract. An altered artifact (graph hash differs from its contract) is a ValueError."""
     artifact = Path(artifact)
     if artifact.suffix == ".keras":
         import keras
@@ -97,12 +126,31 @@ def open_predictor(artifact: str | Path, num_threads: int | None = None) -> tupl
         from train.evaluate import predict_probs
 
         model = keras.saving.load_model(artifact, compile=False)
-        return (lambda x: predict_probs(model, x)), f"keras {keras.__version__} ({keras.backend.backend()})"
+        return Scorer(lambda x: (predict_probs(model, x), None),
+                      f"keras {keras.__version__} ({keras.backend.backend()})", None)
     from convert.runtimes import open_artifact
 
+    rule = DomainRule.of(artifact_contract(artifact))  # before the runtime: an altered graph is never run
     runner = open_artifact(artifact, num_threads)  # raises on an unknown suffix
     name = "ai-edge-litert" if artifact.suffix == ".tflite" else "onnxruntime"
-    return runner.predict, name
+    return Scorer(runner.predict_outputs, name, rule)
+
+
+def artifact_contract(artifact: str | Path) -> Contract | None:
+    """The verified contract a ``.tflite`` or ``.onnx`` carries (None when it has none, and for
+    any other file), read with the device runtime's parser so both sides apply the same threshold."""
+    from convert.contract import read_onnx
+
+    artifact = Path(artifact)
+    try:
+        if artifact.suffix == ".tflite":
+            return load_contract(artifact)
+        if artifact.suffix != ".onnx":
+            return None
+        raw = read_onnx(artifact)
+        return None if raw is None else Contract.from_dict(raw, str(artifact))
+    except ModelError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def items_from_manifest(manifest: str | Path, data_root: str | Path, split: str | None = None
@@ -163,12 +211,14 @@ def _prepare(res: ImageResult, crop: CropConfig, with_fingerprint: bool, dedup: 
     return x, fingerprint(rgb, dedup, crop) if with_fingerprint else None
 
 
-def score_items(items: Sequence[LabelledPath], root: Path, predict: Predictor, reference=None,
+def score_items(items: Sequence[LabelledPath], root: Path, predict: Outputs, reference=None,
                 cfg: ExternalConfig = ExternalConfig(), progress: Callable[[int, int], None] | None = None,
-                expected_sha: dict[Path, str] | None = None) -> list[ImageResult]:
+                expected_sha: dict[Path, str] | None = None, rule: DomainRule | None = None) -> list[ImageResult]:
     """Decode, crop, twin-check and predict every item, one batch in memory at a time.
 
     ``expected_sha`` (manifest mode): a file whose content differs from its row is a failure.
+    ``rule``: the artifact's domain rule; with it each image gets ``in_domain`` and
+    ``unknown_reason`` as on the device, without it both stay None.
     """
     from convert import twins
 
@@ -184,11 +234,18 @@ def score_items(items: Sequence[LabelledPath], root: Path, predict: Predictor, r
                 fps.append(got[1])
         if not ok:
             continue
-        probs = np.asarray(predict(np.stack(crops)))
+        probs, domain = predict(np.stack(crops))
+        probs = np.asarray(probs)
         if probs.shape != (len(ok), 2) or not np.isfinite(probs).all():
             raise ValueError(f"the model returned {probs.shape} (finite: {np.isfinite(probs).all()}), expected ({len(ok)}, 2)")
-        for res, p in zip(ok, probs[:, TUMOUR_INDEX]):
+        if rule is not None and domain is None:
+            raise ValueError("the artifact's contract has a domain threshold but the artifact has no domain output")
+        for i, (res, p) in enumerate(zip(ok, probs[:, TUMOUR_INDEX])):
             res.score = float(p)
+            if domain is not None:
+                res.domain_score = float(domain[i])
+            if rule is not None:
+                res.in_domain, res.unknown_reason = verdict(res.no_brain_found, res.domain_score, rule)
         if reference is not None:
             for res, m in zip(ok, twins.match(fps, [r.sha256 for r in ok], reference, cfg.dedup)):
                 res.twin, res.twin_ncc, res.twin_of, res.twin_view = m.twin, m.ncc, m.of, m.view
@@ -207,7 +264,8 @@ def _relative(path: Path, root: Path | Sequence[Path]) -> str:
 
 
 def _scored(results: Sequence[ImageResult]) -> list[ScoredImage]:
-    return [ScoredImage(r.rel, r.item.label, r.item.original_class, r.score) for r in results]
+    return [ScoredImage(r.rel, r.item.label, r.item.original_class, r.score, r.in_domain, r.unknown_reason)
+            for r in results]
 
 
 def exclusion_table(results: Sequence[ImageResult]) -> dict[str, dict]:
@@ -227,7 +285,8 @@ def exclusion_table(results: Sequence[ImageResult]) -> dict[str, dict]:
 
 
 def build_report(results: list[ImageResult], *, artifact: Path, runtime: str, source: dict, exclude: list[str],
-                 unlabelled_skipped: int, command: str, cfg: ExternalConfig, seconds: float) -> dict:
+                 unlabelled_skipped: int, command: str, cfg: ExternalConfig, seconds: float,
+                 rule: DomainRule | None = None) -> dict:
     independent = [r for r in results if not r.error and not r.twin]
     twin_rows = [r for r in results if not r.error and r.twin]
     cut = cfg.dedup.min_ncc - cfg.borderline
@@ -248,6 +307,8 @@ def build_report(results: list[ImageResult], *, artifact: Path, runtime: str, so
                     "libraries": package_versions(("ai-edge-litert", "onnxruntime", "tensorflow", "keras", "numpy",
                                                    "pillow", "opencv-python-headless"))},
         "crop_fingerprint": cfg.crop.fingerprint(),
+        "domain_check": None if rule is None else {"threshold": rule.threshold,
+                                                   "view_refused_score": rule.view_refused_score},
         "unlabelled_skipped": unlabelled_skipped,
         "per_class": exclusion_table(results),
         "no_brain_found": sum(r.no_brain_found for r in independent),
@@ -274,6 +335,12 @@ def markdown_report(r: dict) -> str:
         f"Crop: the training crop (`load_rgb` + OpenCV, fingerprint `{r['crop_fingerprint']}`); "
         f"{r['seconds']:.0f} s in all.", "",
     ]
+    dom = r.get("domain_check")
+    if dom:
+        gate = "" if dom["view_refused_score"] is None else (
+            f"; a domain score of exactly {dom['view_refused_score']} is its view gate's refusal")
+        lines += [f"Domain check from the artifact's contract: answered when domain score >= {dom['threshold']:.6g}"
+                  f"{gate} (the device runtime's rule).", ""]
     if r["exclude_twins_of"]:
         rule = r["twin_rule"]
         lines += [f"Near-twins of any row of {', '.join(f'`{e}`' for e in r['exclude_twins_of'])} are excluded "
@@ -322,14 +389,15 @@ def write_outputs(outcome: Outcome, out_dir: Path) -> None:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(("path", "label", "class", "p_tumour", "predicted", "twin", "twin_ncc", "twin_of", "twin_view",
-                "no_brain_found", "error"))
+                "no_brain_found", "error", "domain_score", "in_domain", "unknown_reason"))
     thr = outcome.report["metrics"]["threshold"] if outcome.report["metrics"] else 0.5
     for r in outcome.results:
         ok = not r.error
         w.writerow((r.rel, r.item.label, r.item.original_class, f"{r.score:.6f}" if ok else "",
                     ("yes" if r.score > thr else "no") if ok else "", int(r.twin),
                     f"{r.twin_ncc:.4f}" if math.isfinite(r.twin_ncc) else "", r.twin_of, r.twin_view,
-                    int(r.no_brain_found), r.error))
+                    int(r.no_brain_found), r.error, f"{r.domain_score:.6f}" if math.isfinite(r.domain_score) else "",
+                    "" if r.in_domain is None else int(r.in_domain), r.unknown_reason or ""))
     (out_dir / "predictions.csv").write_text(buf.getvalue())
     (out_dir / "report.json").write_text(json.dumps(outcome.report, indent=2) + "\n")
     (out_dir / "report.md").write_text(markdown_report(outcome.report))
@@ -360,18 +428,21 @@ def run(artifact: str | Path, out_dir: str | Path, *, data: str | Path, manifest
         ref_root = Path(exclude_root).expanduser() if exclude_root else data_root()
         log(f"fingerprinting the rows of {', '.join(map(str, exclude))} under {ref_root}")
         reference = twins.merge([twins.reference_fingerprints(m, ref_root, cfg.dedup, cfg.crop) for m in exclude])
-    predict, runtime = open_predictor(artifact, cfg.num_threads)
-    log(f"{len(items)} images, {runtime}; reference set: {len(reference.fps) if reference else 0} images")
+    scorer = open_scorer(artifact, cfg.num_threads)
+    runtime = scorer.runtime
+    log(f"{len(items)} images, {runtime}; reference set: {len(reference.fps) if reference else 0} images"
+        + ("" if scorer.rule is None else f"; domain threshold {scorer.rule.threshold:.6g}"))
     step = max(1, len(items) // 10)
 
     def progress(done: int, total: int) -> None:
         if done % step < cfg.batch_size or done == total:
             log(f"  {done}/{total} images ({time.perf_counter() - t0:.0f} s)")
 
-    results = score_items(items, roots if manifest is not None else root, predict, reference, cfg, progress, expected)
+    results = score_items(items, roots if manifest is not None else root, scorer.outputs, reference, cfg, progress,
+                          expected, scorer.rule)
     report = build_report(results, artifact=artifact, runtime=runtime, source=source,
                           exclude=[str(e) for e in exclude], unlabelled_skipped=unlabelled, command=command,
-                          cfg=cfg, seconds=time.perf_counter() - t0)
+                          cfg=cfg, seconds=time.perf_counter() - t0, rule=scorer.rule)
     outcome = Outcome(report, results)
     write_outputs(outcome, Path(out_dir))
     return outcome

@@ -4,7 +4,7 @@ Never imports TensorFlow, OpenCV, ``train`` or ``convert`` (tests/test_edge_isol
 
     from edge_runtime import Classifier
     pred = Classifier("br35h-mobilenetv2-int8.tflite", num_threads=4).classify("scan.jpg")
-    pred.label, pred.score, pred.in_domain, pred.domain_score, pred.box, pred.timings
+    pred.label, pred.score, pred.in_domain, pred.domain_score, pred.unknown_reason, pred.box, pred.timings
 """
 
 from .classifier import UNKNOWN, Classifier, NoContractWarning, Prediction, Timings

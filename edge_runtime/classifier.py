@@ -21,6 +21,7 @@ from .default_model import default_model
 from .image_io import DecodeConfig, load_image
 from .interpreter import DEFAULT_THREADS, Backend, ModelError, TFLiteModel
 from .selftest import check_scores, self_test
+from .unknown import DomainRule, verdict
 
 #: The label of an answer the model must not give: the input is not like its training data.
 UNKNOWN = "unknown"
@@ -59,6 +60,10 @@ class Prediction:
     in the model's contract); False for a degenerate input; None when the model carries no
     contract or no domain output (then nothing says whether the answer may be trusted).
     ``label`` is ``"unknown"`` whenever ``in_domain`` is False; the scores are still given.
+    ``unknown_reason`` says why (:mod:`.unknown`): ``"no_brain_found"``, ``"view_not_supported"``
+    (the model's view gate refused the slice's view: ``domain_score`` is exactly the contract's
+    ``domain.view_gate.score_when_refused``) or ``"out_of_domain"``; None when the label is a
+    real answer.
     """
 
     path: str | None
@@ -69,6 +74,7 @@ class Prediction:
     timings: Timings = field(compare=False)
     in_domain: bool | None = None
     domain_score: float | None = None
+    unknown_reason: str | None = None
 
     @property
     def no_brain_found(self) -> bool:
@@ -86,6 +92,7 @@ class Prediction:
             "no_brain_found": self.box.fallback,
             "in_domain": self.in_domain,
             "domain_score": None if self.domain_score is None else round(self.domain_score, 6),
+            "unknown_reason": self.unknown_reason,
             **{k: round(v, 3) for k, v in asdict(self.timings).items() if k.endswith("_ms")},
             "num_threads": self.timings.num_threads,
             "error": None,
@@ -143,6 +150,7 @@ class Classifier:
         if self.contract is not None and self.contract.domain_threshold is not None and not self.model.has_domain_output:
             raise ModelError(path, "the contract has a domain threshold but the model has no domain output")
         self.decode = decode or DecodeConfig(max_pixels=crop.max_pixels)
+        self.domain_rule: DomainRule | None = DomainRule.of(self.contract)
         self_test(self.model, crop.size)
 
     @property
@@ -151,13 +159,6 @@ class Classifier:
                 "contract": None if self.contract is None else {
                     "graph_sha256": self.contract.graph_sha256, "operating_point": self.operating_point,
                     "threshold": self.threshold, "domain_threshold": self.contract.domain_threshold}}
-
-    def _in_domain(self, box: CropBox, domain_score: float | None) -> bool | None:
-        if box.fallback:
-            return False  # degenerate or no brain: never in domain, with or without a contract
-        if self.contract is None or self.contract.domain_threshold is None or domain_score is None:
-            return None
-        return bool(domain_score >= self.contract.domain_threshold)
 
     def classify_array(self, rgb: np.ndarray, path: str | None = None, decode_ms: float = 0.0) -> Prediction:
         """Classify an already decoded ``H x W x 3`` uint8 RGB image."""
@@ -170,7 +171,7 @@ class Classifier:
         if problem:
             raise NonFiniteScoreError(f"model output unusable for this image: {problem}")
         s = (float(scores[0]), float(scores[1]))
-        in_domain = self._in_domain(box, domain_score)
+        in_domain, reason = verdict(box.fallback, domain_score, self.domain_rule)
         if in_domain is False:
             label = UNKNOWN
         elif self.threshold is None:
@@ -186,6 +187,7 @@ class Classifier:
             timings=Timings(decode_ms, (t1 - t0) * 1e3, (t2 - t1) * 1e3, self.model.num_threads),
             in_domain=in_domain,
             domain_score=domain_score,
+            unknown_reason=reason,
         )
 
     def classify(self, path: str | Path) -> Prediction:

@@ -25,6 +25,7 @@ from .ledger import Ledger
 from .outputs import AtomicOutput, OutputError, check_output
 from .records import classify_record, write_records
 from .timing import TimingConfig
+from .unknown import REASONS
 from .walk import expand, is_image_name
 from .watch import WatchConfig, watch
 
@@ -122,10 +123,13 @@ def _predict(args: argparse.Namespace) -> int:
     try:
         clf = _classifier(args)
         unknown = 0
+        reasons = dict.fromkeys(REASONS, 0)
 
         def counted(rec: dict) -> dict:
             nonlocal unknown
             unknown += rec.get("label") == "unknown"
+            if rec.get("unknown_reason") in reasons:
+                reasons[rec["unknown_reason"]] += 1
             return rec
 
         records = (counted(classify_record(clf, p)) for p in found.files)
@@ -139,8 +143,9 @@ def _predict(args: argparse.Namespace) -> int:
         raise
     if out:
         out.commit()
-    print(f"{ok} classified, {failed} failed; {unknown} of the classified answered 'unknown' (out of domain or "
-          f"no brain found) ({clf.model.backend.name}, {clf.model.num_threads} threads, model {clf.model.path})",
+    why = ", ".join(f"{k} {v}" for k, v in reasons.items())
+    print(f"{ok} classified, {failed} failed; {unknown} of the classified answered 'unknown' ({why}) "
+          f"({clf.model.backend.name}, {clf.model.num_threads} threads, model {clf.model.path})",
           file=sys.stderr)
     return 1 if failed or found.empty else 0
 

@@ -46,7 +46,9 @@ class Contract:
     converter was told otherwise), ``sensitivity`` (>= 99 % sensitivity on validation),
     ``specificity`` (>= 99 % specificity on validation). ``domain_threshold`` is the lowest
     ``domain_score`` still accepted (chosen to accept 99 % of in-domain validation crops);
-    None when the model has no domain output.
+    None when the model has no domain output. ``view_refused_score`` is the domain score the
+    model's view gate outputs for a slice in a view it was not validated on
+    (``domain.view_gate.score_when_refused``, 0.0); None for a model without a view gate.
     """
 
     labels: tuple[str, ...]
@@ -57,6 +59,7 @@ class Contract:
     graph_sha256: str
     graph_bytes: int
     raw: dict = field(compare=False, repr=False)
+    view_refused_score: float | None = None
 
     def threshold(self, operating_point: str = "default") -> float:
         if operating_point not in self.operating_points:
@@ -74,11 +77,13 @@ class Contract:
             if missing:
                 raise ValueError(f"operating points {missing} missing")
             dom = d.get("domain")
+            gate = None if dom is None else dom.get("view_gate")
             return cls(labels=tuple(d["labels"]), crop=CropConfig(**d["crop"]), operating_points=points,
                        domain_threshold=None if dom is None else float(dom["threshold"]),
                        temperature=float(d["temperature"]), graph_sha256=str(d["graph"]["sha256"]),
-                       graph_bytes=int(d["graph"]["bytes"]), raw=d)
-        except (KeyError, TypeError, ValueError) as exc:
+                       graph_bytes=int(d["graph"]["bytes"]), raw=d,
+                       view_refused_score=None if gate is None else float(gate["score_when_refused"]))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ContractError(where, f"unreadable {CONTRACT_FILE}: {exc!r}") from exc
 
 

@@ -8,6 +8,13 @@ device that will serve them and gets sensitivity, specificity, balanced accuracy
 each class, so a threshold problem (scores piled just above 0.5) is told apart from a model that
 is simply wrong.
 
+A model with a domain check answers ``unknown`` for some images (:mod:`.unknown`). The headline
+metrics still score every image by its P(tumour) (what the scores say); beside them an
+"answered" section gives the coverage (share of images answered, overall and per folder, with
+the refusals counted by reason) and sensitivity/specificity on the answered images only (what a
+user who trusts only the answers gets). Both are needed: a model can look better answered-only
+simply by refusing the hard cases, and coverage is what that costs.
+
 The threshold is the model's (0.5, chosen on BR35H validation data): a user's test folder is
 reported on, never tuned on. A file that cannot be decoded is listed with its reason and left out
 of the metrics; the other images are still scored (exit status 1 says some failed).
@@ -26,6 +33,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .metrics import auc_ci, balanced_accuracy, json_safe, proportion
+from .unknown import REASONS
 
 #: Tumour types in the order reports list them; other folder names follow alphabetically.
 CLASS_ORDER = ("yes", "glioma", "meningioma", "pituitary", "tumor", "tumour", "no", "notumor", "no_tumor", "normal")
@@ -33,12 +41,18 @@ CLASS_ORDER = ("yes", "glioma", "meningioma", "pituitary", "tumor", "tumour", "n
 
 @dataclass(frozen=True)
 class ScoredImage:
-    """One evaluated image: true ``label`` (yes/no), the folder it came from, P(tumour)."""
+    """One evaluated image: true ``label`` (yes/no), the folder it came from, P(tumour).
+
+    ``in_domain``: the model's domain verdict (False = the model answered ``unknown``; None =
+    no domain check) and ``unknown_reason`` its reason (:mod:`.unknown`); both None for callers
+    that know nothing of a domain check."""
 
     path: str
     label: str
     original_class: str
     score: float
+    in_domain: bool | None = None
+    unknown_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +88,7 @@ def summarise(images: Sequence[ScoredImage], cfg: EvaluationConfig = EvaluationC
         hits = int((pred[idx] == (label == "yes")).sum())
         per_original[cls] = {"label": label, "n": len(idx), "correct": proportion(hits, len(idx)).to_dict()}
     edges = np.linspace(0.0, 1.0, cfg.histogram_bins + 1)
+    answered = _answered(images, y, pred) if any(im.in_domain is not None for im in images) else None
     return json_safe({
         "n": len(images), "n_yes": int(y.sum()), "n_no": int((~y).sum()), "threshold": cfg.threshold,
         "confusion": {"tp": tp, "fn": fn, "tn": tn, "fp": fp},
@@ -88,7 +103,49 @@ def summarise(images: Sequence[ScoredImage], cfg: EvaluationConfig = EvaluationC
         "score_histogram": {"edges": edges.tolist(),
                             "yes": np.histogram(s[y], edges)[0].tolist(),
                             "no": np.histogram(s[~y], edges)[0].tolist()},
+        **({"answered": answered} if answered is not None else {}),
     })
+
+
+#: Refusals whose reason the caller did not give.
+OTHER_REASON = "unspecified"
+
+
+def _refusals(images: Sequence[ScoredImage]) -> dict[str, int]:
+    """Refused images per reason: every known reason (0 included), then any other."""
+    out = dict.fromkeys(REASONS, 0)
+    for im in images:
+        if im.in_domain is False:
+            key = im.unknown_reason if im.unknown_reason in REASONS else OTHER_REASON
+            out[key] = out.get(key, 0) + 1
+    return out
+
+
+def _answered(images: Sequence[ScoredImage], y: np.ndarray, pred: np.ndarray) -> dict:
+    """Coverage and the answered-only metrics. Answered = ``in_domain`` is not False: an image
+    without a domain verdict got a real label, and only False makes the label ``unknown``."""
+    ok = np.array([im.in_domain is not False for im in images])
+    tp, fn = int((pred & y & ok).sum()), int((~pred & y & ok).sum())
+    tn, fp = int((~pred & ~y & ok).sum()), int((pred & ~y & ok).sum())
+    sens, spec = proportion(tp, tp + fn), proportion(tn, tn + fp)
+    per_original = {}
+    for cls in sorted({im.original_class for im in images}, key=class_key):
+        idx = [i for i, im in enumerate(images) if im.original_class == cls]
+        per_original[cls] = {"label": images[idx[0]].label, "n": len(idx),
+                             "answered": proportion(int(ok[idx].sum()), len(idx)).to_dict(),
+                             "refused": _refusals([images[i] for i in idx])}
+    return {
+        "n": len(images), "n_answered": int(ok.sum()),
+        "coverage": proportion(int(ok.sum()), len(images)).to_dict(),
+        "coverage_yes": proportion(int((ok & y).sum()), int(y.sum())).to_dict(),
+        "coverage_no": proportion(int((ok & ~y).sum()), int((~y).sum())).to_dict(),
+        "refused": _refusals(images),
+        "per_original_class": per_original,
+        "confusion": {"tp": tp, "fn": fn, "tn": tn, "fp": fp},
+        "sensitivity": sens.to_dict(),
+        "specificity": spec.to_dict(),
+        "balanced_accuracy": balanced_accuracy(sens, spec).to_dict(),
+    }
 
 
 def _pct(d: dict) -> str:
@@ -136,6 +193,29 @@ def markdown_summary(m: dict) -> list[str]:
               "|---|" + "---|" * (len(edges) - 1),
               "| yes | " + " | ".join(map(str, h["yes"])) + " |",
               "| no | " + " | ".join(map(str, h["no"])) + " |"]
+    if "answered" in m:
+        lines += [""] + markdown_answered(m["answered"])
+    return lines
+
+
+def markdown_answered(a: dict) -> list[str]:
+    """Markdown lines for the ``answered`` section: coverage per class with the refusals by
+    reason, then the answered-only metrics."""
+    reasons = list(a["refused"])
+    lines = [f"Answered by the model's domain check: {_pct(a['coverage'])} ({_frac(a['coverage'])}); "
+             "the metrics above score every image, those below only the answered ones.", "",
+             "| class | label | images | answered (95 % CI) | " + " | ".join(f"refused: {r.replace('_', ' ')}"
+                                                                       for r in reasons) + " |",
+             "|---|---|---|---|" + "---|" * len(reasons)]
+    for cls, d in a["per_original_class"].items():
+        lines.append(f"| {cls} | {d['label']} | {d['n']} | {_pct(d['answered'])} {_frac(d['answered'])} | "
+                     + " | ".join(str(d["refused"].get(r, 0)) for r in reasons) + " |")
+    lines.append(f"| all | | {a['n']} | {_pct(a['coverage'])} {_frac(a['coverage'])} | "
+                 + " | ".join(str(a["refused"][r]) for r in reasons) + " |")
+    lines += ["", "| answered images only | value (95 % CI) | count |", "|---|---|---|",
+              f"| sensitivity | {_pct(a['sensitivity'])} | {_frac(a['sensitivity'])} |",
+              f"| specificity | {_pct(a['specificity'])} | {_frac(a['specificity'])} |",
+              f"| balanced accuracy | {_pct(a['balanced_accuracy'])} | |"]
     return lines
 
 
@@ -155,7 +235,8 @@ def score_tree(classifier, items, on_record: Callable[[dict], None] | None = Non
         if rec["error"]:
             failures.append((str(it.path), rec["error"]))
         else:
-            scored.append(ScoredImage(str(it.path), it.label, it.original_class, float(rec["score"])))
+            scored.append(ScoredImage(str(it.path), it.label, it.original_class, float(rec["score"]),
+                                      rec.get("in_domain"), rec.get("unknown_reason")))
     return scored, failures
 
 

@@ -3,7 +3,9 @@
 A record is a flat dict (``Prediction.to_record()`` or :func:`error_record`): ``path``,
 ``path_bytes_b64`` (see :mod:`.names`), ``label`` (``yes``/``no``, or ``unknown`` when
 ``in_domain`` is false), ``score`` (probability of tumour) and ``error`` always present;
-predictions add ``in_domain`` (true/false, null without a model contract) and ``domain_score``.
+predictions add ``in_domain`` (true/false, null without a model contract), ``domain_score`` and
+``unknown_reason`` (null when ``label`` is a real answer; else ``no_brain_found``,
+``view_not_supported`` or ``out_of_domain``, see :mod:`.unknown`).
 Every failure of one file, whatever its exception type (MemoryError included), becomes that
 file's error record: one bad file never stops a batch. Output is always valid: JSON never holds
 NaN/Infinity, text is always encodable UTF-8.
@@ -21,9 +23,10 @@ from typing import Iterable, TextIO
 from .classifier import Classifier
 from .image_io import ImageDecodeError
 from .names import display, path_fields
+from .unknown import VIEW_NOT_SUPPORTED
 
 CSV_FIELDS = ("path", "label", "score", "score_no", "score_yes", "box", "no_brain_found", "in_domain", "domain_score",
-              "decode_ms", "preprocess_ms", "inference_ms", "num_threads", "error")
+              "unknown_reason", "decode_ms", "preprocess_ms", "inference_ms", "num_threads", "error")
 CSV_FIELDS += ("path_bytes_b64",)  # the exact name when ``path`` had to be escaped
 FORMATS = ("table", "jsonl", "csv")
 
@@ -82,6 +85,8 @@ def format_table_row(record: dict) -> str:
     note = ""
     if record.get("no_brain_found"):
         note = "  (no brain found or degenerate input: not assessable)"
+    elif record.get("unknown_reason") == VIEW_NOT_SUPPORTED:
+        note = "  (view not supported: the model was not validated on this slice's view)"
     elif record.get("in_domain") is False:
         note = f"  (out of domain: domain score {record['domain_score']:.4f} below the model's threshold)"
     ms = record["decode_ms"] + record["preprocess_ms"] + record["inference_ms"]
