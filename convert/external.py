@@ -308,7 +308,7 @@ def build_report(results: list[ImageResult], *, artifact: Path, runtime: str, so
                                                    "pillow", "opencv-python-headless"))},
         "crop_fingerprint": cfg.crop.fingerprint(),
         "domain_check": None if rule is None else {"threshold": rule.threshold,
-                                                   "view_refused_score": rule.view_refused_score},
+                                                   "view_gate": rule.view_gate},
         "unlabelled_skipped": unlabelled_skipped,
         "per_class": exclusion_table(results),
         "no_brain_found": sum(r.no_brain_found for r in independent),
@@ -337,8 +337,7 @@ def markdown_report(r: dict) -> str:
     ]
     dom = r.get("domain_check")
     if dom:
-        gate = "" if dom["view_refused_score"] is None else (
-            f"; a domain score of exactly {dom['view_refused_score']} is its view gate's refusal")
+        gate = "" if not dom["view_gate"] else "; a negative domain score is its view gate's refusal"
         lines += [f"Domain check from the artifact's contract: answered when domain score >= {dom['threshold']:.6g}"
                   f"{gate} (the device runtime's rule).", ""]
     if r["exclude_twins_of"]:

@@ -61,8 +61,8 @@ class Prediction:
     contract or no domain output (then nothing says whether the answer may be trusted).
     ``label`` is ``"unknown"`` whenever ``in_domain`` is False; the scores are still given.
     ``unknown_reason`` says why (:mod:`.unknown`): ``"no_brain_found"``, ``"view_not_supported"``
-    (the model's view gate refused the slice's view: ``domain_score`` is exactly the contract's
-    ``domain.view_gate.score_when_refused``) or ``"out_of_domain"``; None when the label is a
+    (the model's view gate refused the slice's view: ``domain_score`` is negative) or
+    ``"out_of_domain"``; None when the label is a
     real answer.
     """
 
@@ -126,7 +126,8 @@ class Classifier:
 
     def __init__(self, model: str | Path | None = None, num_threads: int = DEFAULT_THREADS,
                  crop: CropConfig = CropConfig(), backend: Backend | None = None,
-                 decode: DecodeConfig | None = None, operating_point: str = "default") -> None:
+                 decode: DecodeConfig | None = None, operating_point: str = "default",
+                 accept_all_views: bool = False) -> None:
         path = Path(model) if model is not None else default_model()
         self.contract: Contract | None = load_contract(path) if path.is_file() else None
         self.operating_point = operating_point
@@ -150,7 +151,7 @@ class Classifier:
         if self.contract is not None and self.contract.domain_threshold is not None and not self.model.has_domain_output:
             raise ModelError(path, "the contract has a domain threshold but the model has no domain output")
         self.decode = decode or DecodeConfig(max_pixels=crop.max_pixels)
-        self.domain_rule: DomainRule | None = DomainRule.of(self.contract)
+        self.domain_rule: DomainRule | None = DomainRule.of(self.contract, accept_all_views)
         self_test(self.model, crop.size)
 
     @property

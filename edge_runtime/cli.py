@@ -64,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--operating-point", choices=["default", "sensitivity", "specificity"], default="default",
                         help="decision threshold from the model's contract: default, >= 99%% sensitivity or "
                              ">= 99%% specificity on validation")
+    common.add_argument("--accept-all-views", action="store_true",
+                        help="answer slices in views the model's view gate refuses (sagittal, coronal, skull-base "
+                             "axial...: views its validation did not cover), judging them like any other slice")
     parser = argparse.ArgumentParser(prog="br35h-edge", description="BR35H brain-tumour classifier for edge devices.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -106,7 +109,8 @@ def _classifier(args: argparse.Namespace) -> Classifier:
     if hasattr(args, "memory_budget_mb"):
         decode = DecodeConfig(memory_budget_mb=args.memory_budget_mb, draft=args.draft)
     return Classifier(args.model, num_threads=args.threads, backend=backend, decode=decode,
-                      operating_point=getattr(args, "operating_point", "default"))
+                      operating_point=getattr(args, "operating_point", "default"),
+                      accept_all_views=getattr(args, "accept_all_views", False))
 
 
 def _predict(args: argparse.Namespace) -> int:

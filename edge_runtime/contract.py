@@ -46,9 +46,9 @@ class Contract:
     converter was told otherwise), ``sensitivity`` (>= 99 % sensitivity on validation),
     ``specificity`` (>= 99 % specificity on validation). ``domain_threshold`` is the lowest
     ``domain_score`` still accepted (chosen to accept 99 % of in-domain validation crops);
-    None when the model has no domain output. ``view_refused_score`` is the domain score the
-    model's view gate outputs for a slice in a view it was not validated on
-    (``domain.view_gate.score_when_refused``, 0.0); None for a model without a view gate.
+    None when the model has no domain output. ``view_gate``: the model negates the domain score
+    of a slice in a view its validation did not cover (``domain.view_gate``, whose
+    ``refused_when`` must say ``domain_score < 0``); False for a model without a view gate.
     """
 
     labels: tuple[str, ...]
@@ -59,7 +59,7 @@ class Contract:
     graph_sha256: str
     graph_bytes: int
     raw: dict = field(compare=False, repr=False)
-    view_refused_score: float | None = None
+    view_gate: bool = False
 
     def threshold(self, operating_point: str = "default") -> float:
         if operating_point not in self.operating_points:
@@ -82,9 +82,18 @@ class Contract:
                        domain_threshold=None if dom is None else float(dom["threshold"]),
                        temperature=float(d["temperature"]), graph_sha256=str(d["graph"]["sha256"]),
                        graph_bytes=int(d["graph"]["bytes"]), raw=d,
-                       view_refused_score=None if gate is None else float(gate["score_when_refused"]))
+                       view_gate=_view_gate(gate))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ContractError(where, f"unreadable {CONTRACT_FILE}: {exc!r}") from exc
+
+
+def _view_gate(gate: dict | None) -> bool:
+    """A view gate this runtime can read: one whose refusals are the negative scores."""
+    if gate is None:
+        return False
+    if gate["refused_when"] != "domain_score < 0":
+        raise ValueError(f"view_gate.refused_when {gate['refused_when']!r}, expected 'domain_score < 0'")
+    return True
 
 
 def graph_part(data: bytes) -> bytes:

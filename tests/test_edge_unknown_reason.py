@@ -27,7 +27,7 @@ from tests.conftest import synthetic_mri
 from tests.test_edge_domain import _photo
 
 DOMAIN_MODEL = Path(__file__).parent / "assets" / "tiny_domain_int8.tflite"
-VIEW_GATE = {"score_when_refused": 0.0, "views": ["axial-skull-base", "axial-supratentorial", "sagittal"],
+VIEW_GATE = {"refused_when": "domain_score < 0", "views": ["axial-skull-base", "axial-supratentorial", "sagittal"],
              "supported": ["axial-supratentorial"], "val_support": []}
 
 
@@ -64,20 +64,20 @@ def _with_domain_score(clf: Classifier, monkeypatch, score: float) -> None:
     monkeypatch.setattr(clf.model, "run", lambda image: (run(image)[0], score))
 
 
-def test_contract_reads_the_view_gate_refusal_score(gated_model):
-    assert load_contract(gated_model).view_refused_score == 0.0
-    assert load_contract(DOMAIN_MODEL).view_refused_score is None  # older models have no gate
+def test_contract_reads_the_view_gate(gated_model):
+    assert load_contract(gated_model).view_gate is True
+    assert load_contract(DOMAIN_MODEL).view_gate is False  # older models have no gate
 
 
-def test_view_gate_without_its_refusal_score_is_an_unreadable_contract(tmp_path):
-    bad = with_contract_change(DOMAIN_MODEL, tmp_path / "bad.tflite",
-                               lambda c: c["domain"].update(view_gate={"views": ["sagittal"]}))
-    with pytest.raises(ContractError, match="score_when_refused"):
+@pytest.mark.parametrize("gate", [{"views": ["sagittal"]}, {"refused_when": "domain_score == 0"}])
+def test_view_gate_without_the_refusal_rule_this_runtime_reads_is_an_unreadable_contract(tmp_path, gate):
+    bad = with_contract_change(DOMAIN_MODEL, tmp_path / "bad.tflite", lambda c: c["domain"].update(view_gate=gate))
+    with pytest.raises(ContractError, match="refused_when"):
         load_contract(bad)
 
 
-def test_zero_domain_score_with_a_view_gate_is_view_not_supported(gated, monkeypatch):
-    _with_domain_score(gated, monkeypatch, 0.0)
+def test_negative_domain_score_with_a_view_gate_is_view_not_supported(gated, monkeypatch):
+    _with_domain_score(gated, monkeypatch, -0.5)
     pred = gated.classify_array(synthetic_mri(seed=3), "slice.png")
     assert not pred.no_brain_found
     assert pred.in_domain is False and pred.label == "unknown" and pred.unknown_reason == VIEW_NOT_SUPPORTED
@@ -86,7 +86,16 @@ def test_zero_domain_score_with_a_view_gate_is_view_not_supported(gated, monkeyp
     assert "view not supported" in format_table_row({**rec, "path": "slice.png"})
 
 
-def test_low_nonzero_domain_score_is_out_of_domain(gated, monkeypatch):
+def test_accepting_all_views_judges_a_gated_slice_by_its_magnitude(gated_model, monkeypatch):
+    clf = Classifier(gated_model, num_threads=1, accept_all_views=True)
+    t = clf.contract.domain_threshold
+    _with_domain_score(clf, monkeypatch, -2 * t)
+    assert clf.classify_array(synthetic_mri(seed=3)).in_domain is True
+    _with_domain_score(clf, monkeypatch, -t / 2)
+    assert clf.classify_array(synthetic_mri(seed=3)).unknown_reason == OUT_OF_DOMAIN
+
+
+def test_low_positive_domain_score_is_out_of_domain(gated, monkeypatch):
     _with_domain_score(gated, monkeypatch, gated.contract.domain_threshold / 2)
     pred = gated.classify_array(synthetic_mri(seed=3), "slice.png")
     assert pred.label == "unknown" and pred.unknown_reason == OUT_OF_DOMAIN
@@ -98,25 +107,27 @@ def test_accepted_score_is_a_real_answer_without_a_reason(gated, monkeypatch):
     assert pred.in_domain is True and pred.label in ("yes", "no") and pred.unknown_reason is None
 
 
-def test_zero_score_without_a_view_gate_is_out_of_domain(monkeypatch):
+def test_negative_score_without_a_view_gate_is_out_of_domain(monkeypatch):
     clf = Classifier(DOMAIN_MODEL, num_threads=1)
-    _with_domain_score(clf, monkeypatch, 0.0)
+    _with_domain_score(clf, monkeypatch, -0.5)
     assert clf.classify_array(synthetic_mri(seed=3)).unknown_reason == OUT_OF_DOMAIN
 
 
 def test_no_brain_found_wins_over_the_domain_score(gated, monkeypatch):
-    _with_domain_score(gated, monkeypatch, 0.0)
+    _with_domain_score(gated, monkeypatch, -0.5)
     pred = gated.classify_array(np.zeros((200, 200, 3), np.uint8))
     assert pred.no_brain_found and pred.label == "unknown" and pred.unknown_reason == NO_BRAIN_FOUND
 
 
 def test_verdict_rule():
-    rule = DomainRule(threshold=0.2, view_refused_score=0.0)
+    rule = DomainRule(threshold=0.2, view_gate=True)
     assert verdict(False, 0.25, rule) == (True, None)
     assert verdict(False, 0.2, rule) == (True, None)  # the threshold itself is accepted
     assert verdict(False, 0.1, rule) == (False, OUT_OF_DOMAIN)
-    assert verdict(False, 0.0, rule) == (False, VIEW_NOT_SUPPORTED)
-    assert verdict(False, 0.0, DomainRule(0.2)) == (False, OUT_OF_DOMAIN)
+    assert verdict(False, -0.25, rule) == (False, VIEW_NOT_SUPPORTED)
+    assert verdict(False, -0.25, DomainRule(0.2)) == (False, OUT_OF_DOMAIN)
+    assert verdict(False, -0.25, DomainRule(0.2, True, accept_all_views=True)) == (True, None)
+    assert verdict(False, -0.1, DomainRule(0.2, True, accept_all_views=True)) == (False, OUT_OF_DOMAIN)
     assert verdict(True, 0.9, rule) == (False, NO_BRAIN_FOUND)
     assert verdict(True, None, None) == (False, NO_BRAIN_FOUND)  # degenerate input, no contract
     assert verdict(False, 0.0, None) == (None, None)

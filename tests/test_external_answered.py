@@ -47,13 +47,13 @@ def _items(root: Path) -> list[LabelledPath]:
 
 def test_score_items_applies_the_device_rule_to_the_domain_output(tree):
     items = _items(tree)  # glioma/photo, glioma/s0, glioma/s1, notumor/black, notumor/s0, notumor/s1
-    domain = np.array([0.05, 0.0, 0.5, 0.9, 0.2, 0.0], np.float32)
+    domain = np.array([0.05, -0.3, 0.5, 0.9, 0.2, -0.01], np.float32)
 
     def outputs(x):
         n = len(x)
         return np.tile([[0.3, 0.7]], (n, 1)).astype(np.float32), domain[:n]
 
-    rows = score_items(items, tree, outputs, rule=DomainRule(0.2, 0.0))
+    rows = score_items(items, tree, outputs, rule=DomainRule(0.2, view_gate=True))
     got = {r.rel: (r.in_domain, r.unknown_reason) for r in rows}
     assert got == {"glioma/photo.png": (False, "out_of_domain"), "glioma/s0.png": (False, "view_not_supported"),
                    "glioma/s1.png": (True, None), "notumor/black.png": (False, "no_brain_found"),
@@ -70,7 +70,7 @@ def test_contract_artifact_reports_coverage_like_the_device(tree, tmp_path, caps
     assert main(["--model", str(DOMAIN_MODEL), "--data", str(tree), "--out", str(out), "--threads", "1"]) == 0
     r = json.loads((out / "report.json").read_text())
     contract = load_contract(DOMAIN_MODEL)
-    assert r["domain_check"] == {"threshold": contract.domain_threshold, "view_refused_score": None}
+    assert r["domain_check"] == {"threshold": contract.domain_threshold, "view_gate": False}
     a = r["metrics"]["answered"]
     rows = {row["path"]: row for row in csv.DictReader((out / "predictions.csv").open())}
     assert rows["notumor/black.png"]["unknown_reason"] == "no_brain_found" and rows["notumor/black.png"]["in_domain"] == "0"
@@ -119,4 +119,4 @@ def test_onnx_contract_is_read_with_the_runtime_parser():
 
     contract = artifact_contract(onnx_model)
     assert contract is not None and contract.domain_threshold == read_onnx(onnx_model)["domain"]["threshold"]
-    assert open_scorer(onnx_model, 1).rule == DomainRule(contract.domain_threshold, contract.view_refused_score)
+    assert open_scorer(onnx_model, 1).rule == DomainRule(contract.domain_threshold, contract.view_gate)
