@@ -5,9 +5,9 @@ view, how many slices the model calls wrongly before the gate and how many it an
 
 The probe and the support rule are the conversion's own (``convert.views``, called with the same
 arguments as ``python -m convert ... --views splits/views.csv``). Every labelled slice is scored
-with a probe that never saw it: slices the conversion may fit on are predicted by 5-fold
-cross-fitting, the others (the manifest's val/test images, Nickparvar ``Testing/``) by the probe
-fitted on all fitting rows. A slice in the model's own training split is marked: its diagnosis
+with a probe that never saw it: slices the conversion may fit on are predicted by the
+conversion's own cross-fitting (which also sets the gate's threshold), the others (the
+manifest's val/test images, Nickparvar ``Testing/``) by the probe fitted on all fitting rows. A slice in the model's own training split is marked: its diagnosis
 is not an independent test, its view prediction still is.
 """
 
@@ -25,8 +25,6 @@ import numpy as np
 from benchmarks.output import write_report
 from edge_runtime.machine import machine_info
 
-FOLDS = 5
-
 
 def _crops(rows, loader, data_root):
     from convert.views import write_fitting_manifest
@@ -36,11 +34,12 @@ def _crops(rows, loader, data_root):
         return loader(man, split="train", data_root=data_root)
 
 
-def run(model_path: Path, manifest: Path, labels: Path, data_root=None, seed: int = 0) -> dict:
+def run(model_path: Path, manifest: Path, labels: Path, data_root=None) -> dict:
     import keras
 
     from convert.domain import features_and_logits
-    from convert.views import ViewConfig, ViewGate, fit_probe, fitting_rows, gate_view, read_labels, support_table
+    from convert.views import (ViewConfig, ViewGate, cross_fitted_proba, fit_probe, fitting_rows, gate_threshold, gate_view,
+                               read_labels, support_table)
     from train.data.cache import load_crops
     from train.data.manifest import read_manifest
 
@@ -57,20 +56,22 @@ def run(model_path: Path, manifest: Path, labels: Path, data_root=None, seed: in
     f_val, z_val = features_and_logits(model, val.x)
     views = [gate_view(r.view) for r in labelled]
     fit_idx = np.array([i for i, r in enumerate(labelled) if id(r) in fit_ok])
+    rest = np.array([i for i, r in enumerate(labelled) if id(r) not in fit_ok], int)
     full = fit_probe(f_lab[fit_idx], [views[i] for i in fit_idx], cfg.l2, cfg.steps)
     table = support_table(full.predict(f_val), np.asarray(val.y), z_val.argmax(1), full.views, cfg)
     supported = tuple(r["supported"] for r in table)
-    # Cross-fitted probabilities of a supported view for every labelled slice.
-    p_sup = ViewGate(full, supported).supported_probability(f_lab)
-    pred = full.predict(f_lab)
-    folds = np.random.default_rng(seed).permutation(len(fit_idx)) % FOLDS
-    for k in range(FOLDS):
-        train_i, test_i = fit_idx[folds != k], fit_idx[folds == k]
-        probe = fit_probe(f_lab[train_i], [views[i] for i in train_i], cfg.l2, cfg.steps)
-        mask = np.array([supported[full.views.index(v)] if v in full.views else False for v in probe.views], float)
-        p_sup[test_i] = probe.proba(f_lab[test_i]) @ mask
-        pred[test_i] = [full.views.index(probe.views[j]) for j in probe.predict(f_lab[test_i])]
-    answered = p_sup >= 0.5
+    # Every labelled slice scored by a probe that never saw it: cross-fitting over the fitting
+    # rows (exactly as the conversion chooses the gate's threshold), the full probe for the rest.
+    proba = np.zeros((len(labelled), len(full.views)))
+    proba[fit_idx] = cross_fitted_proba(f_lab[fit_idx], [views[i] for i in fit_idx], cfg, full.views)
+    if len(rest):
+        proba[rest] = full.proba(f_lab[rest])
+    p_sup = proba @ np.asarray(supported, np.float64)
+    pred = proba.argmax(1)
+    is_sup = np.array([supported[full.views.index(views[i])] for i in fit_idx])
+    threshold = gate_threshold(p_sup[fit_idx][is_sup], cfg.accept_supported)
+    gate = ViewGate(full, supported, threshold)
+    answered = p_sup >= threshold
     said_yes = z_lab.argmax(1) == 1
     cells: dict[tuple, dict] = defaultdict(lambda: {"n": 0, "wrong_before": 0, "unknown": 0, "wrong_after": 0,
                                                     "wrong_after_visible_lesion": 0})
@@ -97,7 +98,7 @@ def run(model_path: Path, manifest: Path, labels: Path, data_root=None, seed: in
             "manifest": str(manifest), "labels": str(labels), "machine": machine_info(), "rule": cfg.to_dict(),
             "fitting_slices": int(len(fit_idx)), "labelled_slices": len(labelled),
             "probe_cross_fitted_accuracy": probe_acc, "confusion": {k: dict(v) for k, v in confusion.items()},
-            "val_support": table, "val_refused_by_view": float(1 - ViewGate(full, supported).gate(f_val).mean()),
+            "val_support": table, "gate_threshold": threshold, "val_refused_by_view": float(1 - gate.gate(f_val).mean()),
             "cells": [{"source": k[0], "truth": k[1], "view": k[2], "model": k[3], **v} for k, v in sorted(cells.items())],
             "totals": totals,
             "seconds": round(time.time() - t0, 1)}
@@ -115,7 +116,8 @@ def markdown(rep: dict) -> str:
              f"supported when the val split has >= {rep['rule']['min_normals']} normals and >= {rep['rule']['min_tumours']} "
              f"tumours the probe puts there and the model's sensitivity and specificity on them are >= "
              f"{100 * rep['rule']['target']:.0f} %.", "",
-             f"**Supported views: {sup}.** Val crops refused by view: {100 * rep['val_refused_by_view']:.1f} %. "
+             f"**Supported views: {sup}.** Gate threshold on P(supported view): {rep['gate_threshold']:.3f}. "
+             f"Val crops refused by view: {100 * rep['val_refused_by_view']:.1f} %. "
              f"Probe accuracy on the labelled slices, each predicted by a probe that never saw it: "
              f"{100 * rep['probe_cross_fitted_accuracy']:.1f} %.", "",
              "| view (val, as the probe sees it) | normals | tumours | sensitivity | specificity | supported |",

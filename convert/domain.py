@@ -244,7 +244,7 @@ def build_checked_model(model, fit: MahalanobisFit, temperature: float, gate: Vi
     score = score_layer(z)
     score_layer.set_weights([(fit.means @ fit.projection).astype(np.float32)])
     if gate is not None:
-        view = gate_layer()(fit.means.shape[1], len(gate.probe.views), name=VIEW)
+        view = gate_layer()(fit.means.shape[1], len(gate.probe.views), gate.threshold, name=VIEW)
         g = view(feats)
         view.set_weights(gate_weights(gate))
         score = layers.Multiply(name=GATED)([score, g])
@@ -338,33 +338,46 @@ def attach(model, train, val, cfg: DomainConfig = DomainConfig(), log=print, lab
 
 
 def _fit_gate(model, labelled, f_val, z_val, y_val, cfg: ViewConfig, log) -> tuple[ViewGate, dict]:
-    from convert.views import fit_probe, support_table
+    from convert.views import cross_fitted_proba, fit_probe, gate_threshold, support_table
 
     f_lab, _ = features_and_logits(model, labelled.x)
-    probe = fit_probe(f_lab, list(labelled.views), cfg.l2, cfg.steps)
-    fitted_acc = float((probe.predict(f_lab) == np.array([probe.views.index(v) for v in labelled.views])).mean())
+    views = list(labelled.views)
+    probe = fit_probe(f_lab, views, cfg.l2, cfg.steps)
     table = support_table(probe.predict(f_val), y_val, z_val.argmax(1), probe.views, cfg)
     supported = tuple(r["supported"] for r in table)
     if not any(supported):
         raise ValueError("view gate: no view meets the support rule on the val split "
                          f"({cfg.min_normals} normals, {cfg.min_tumours} tumours, sensitivity and specificity "
                          f">= {cfg.target}): {table}")
-    gate = ViewGate(probe, supported)
+    cf = cross_fitted_proba(f_lab, views, cfg, probe.views)
+    label_idx = np.array([probe.views.index(v) for v in views])
+    cf_acc = float((cf.argmax(1) == label_idx).mean())
+    p_sup = cf @ np.asarray(supported, np.float64)
+    is_sup = np.asarray(supported)[label_idx]
+    threshold = gate_threshold(p_sup[is_sup], cfg.accept_supported)
+    gate = ViewGate(probe, supported, threshold)
     refused = float(1.0 - gate.gate(f_val).mean())
-    log(f"view gate: probe on {len(labelled.views)} labelled slices (fitted accuracy {100 * fitted_acc:.1f}%); "
-        f"supported: {', '.join(r['view'] for r in table if r['supported'])}; val crops refused by view {100 * refused:.2f}%")
-    return gate, {"labelled_slices": len(labelled.views), "probe_fitted_accuracy": fitted_acc,
-                  "views": list(probe.views), "support": table, "val_refused": refused}
+    info = {"labelled_slices": len(views), "probe_cross_fitted_accuracy": cf_acc, "views": list(probe.views),
+            "support": table, "threshold": threshold,
+            "cross_fitted_supported_accepted": float((p_sup[is_sup] >= threshold).mean()) if is_sup.any() else None,
+            "cross_fitted_unsupported_refused": float((p_sup[~is_sup] < threshold).mean()) if (~is_sup).any() else None,
+            "val_refused": refused}
+    log(f"view gate: probe on {len(views)} labelled slices (cross-fitted accuracy {100 * cf_acc:.1f}%); "
+        f"supported: {', '.join(r['view'] for r in table if r['supported'])}; threshold {threshold:.3f} on "
+        f"P(supported) (cross-fitted: {100 * info['cross_fitted_supported_accepted']:.1f}% of supported-view slices "
+        f"accepted, {100 * (info['cross_fitted_unsupported_refused'] or 0):.1f}% of the others refused); "
+        f"val crops refused by view {100 * refused:.2f}%")
+    return gate, info
 
 
 def _check_graph(checked, x_val: np.ndarray, f_val: np.ndarray, att: Attached) -> None:
     """The built graph equals the numpy reference on up to 16 val crops (a gate decision within
-    1e-3 of its 0.5 boundary may round either way and is not compared)."""
+    1e-3 of its threshold may round either way and is not compared)."""
     k = min(16, len(x_val))
     _, score = checked.predict(np.asarray(x_val[:k], np.float32), verbose=0)
     want = att.scores(f_val[:k])
     ok = np.ones(k, bool)
     if att.gate is not None:
-        ok = np.abs(att.gate.supported_probability(f_val[:k]) - 0.5) > 1e-3
+        ok = np.abs(att.gate.supported_probability(f_val[:k]) - att.gate.threshold) > 1e-3
     if not np.allclose(score[ok, 0], want[ok], rtol=1e-3, atol=1e-5):
         raise RuntimeError(f"domain graph disagrees with its numpy reference: {score[:4, 0]} vs {want[:4]}")

@@ -174,7 +174,8 @@ def _view_gate_contract(domain_info: dict | None) -> dict | None:
     if not views:
         return None
     return {"refused_when": "domain_score < 0", "views": views["views"],
-            "supported": [r["view"] for r in views["support"] if r["supported"]], "val_support": views["support"]}
+            "supported": [r["view"] for r in views["support"] if r["supported"]],
+            "supported_probability_threshold": views["threshold"], "val_support": views["support"]}
 
 
 def _write_contract(path: Path, contract_dict: dict, cfg: ConvertConfig, with_domain: bool) -> None:

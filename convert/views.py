@@ -12,8 +12,8 @@ to the tumour class.
 So the converted model also learns which view a slice shows (a linear probe on its pooled
 features, fitted on hand-labelled slices: ``splits/views.csv``) and which views its **validation**
 split shows it judges (at least ``min_normals`` normal and ``min_tumours`` tumour val crops of the
-view, sensitivity and specificity >= ``target``). A slice whose view is more probably an
-unsupported one gets its domain score negated: below any threshold, so "unknown", while its
+view, sensitivity and specificity >= ``target``). A slice whose probability of a supported view is
+below the gate's threshold gets its domain score negated: below any threshold, so "unknown", while its
 magnitude is still the Mahalanobis score, so a user who knowingly accepts every view can read
 ``abs(domain_score)``. A refused real scan is a cost, reported as such.
 """
@@ -50,6 +50,12 @@ class ViewConfig:
         target: sensitivity and specificity on those val crops needed to support the view.
         l2: ridge penalty of the probe (on standardised features).
         steps: full-batch gradient steps of the probe.
+        accept_supported: share of the labelled slices of supported views the gate must let
+            through, each scored by a probe fitted without it (``folds``-fold cross-fitting);
+            the threshold on P(supported view) is the highest that does so, and never below
+            0.5. A higher threshold refuses more of the slices whose view the probe is unsure
+            of, which is where skull-base slices pass for supratentorial ones.
+        folds: cross-fitting folds.
     """
 
     labels: str | None = "splits/views.csv"
@@ -58,6 +64,8 @@ class ViewConfig:
     target: float = 0.90
     l2: float = 1e-2
     steps: int = 400
+    accept_supported: float = 0.95
+    folds: int = 5
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -214,19 +222,44 @@ def support_table(pred_view: np.ndarray, y: np.ndarray, y_pred: np.ndarray, view
     return rows
 
 
+def cross_fitted_proba(features: np.ndarray, views: list[str], cfg: ViewConfig, names: tuple[str, ...],
+                       seed: int = 0) -> np.ndarray:
+    """``(N, len(names))`` view probabilities, each row from a probe fitted without that row
+    (a view missing from a fold's fitting rows gets probability 0)."""
+    f = np.asarray(features, np.float64)
+    folds = np.random.default_rng(seed).permutation(len(f)) % cfg.folds
+    out = np.zeros((len(f), len(names)))
+    for k in range(cfg.folds):
+        fit_i, test_i = np.nonzero(folds != k)[0], np.nonzero(folds == k)[0]
+        probe = fit_probe(f[fit_i], [views[i] for i in fit_i], cfg.l2, cfg.steps)
+        out[np.ix_(test_i, [names.index(v) for v in probe.views])] = probe.proba(f[test_i])
+    return out
+
+
+def gate_threshold(p_supported: np.ndarray, accept: float) -> float:
+    """Highest threshold on P(supported view) that lets ``accept`` of ``p_supported`` (the
+    cross-fitted probabilities of slices labelled with a supported view) through; at least 0.5."""
+    p = np.sort(np.asarray(p_supported, np.float64))
+    if not len(p):
+        return 0.5
+    k = int(np.floor((1.0 - accept) * len(p)))
+    return float(max(0.5, p[min(k, len(p) - 1)]))
+
+
 @dataclass(frozen=True)
 class ViewGate:
-    """``gate``: 1 where the supported views are at least as probable as the others, else 0;
-    ``sign``: the factor the domain score is multiplied by (+1 or -1)."""
+    """``gate``: 1 where P(supported view) >= ``threshold``, else 0; ``sign``: the factor the
+    domain score is multiplied by (+1 or -1)."""
 
     probe: ViewProbe
     supported: tuple[bool, ...]
+    threshold: float = 0.5
 
     def supported_probability(self, features: np.ndarray) -> np.ndarray:
         return self.probe.proba(features) @ np.asarray(self.supported, np.float64)
 
     def gate(self, features: np.ndarray) -> np.ndarray:
-        return (self.supported_probability(features) >= 0.5).astype(np.float64)
+        return (self.supported_probability(features) >= self.threshold).astype(np.float64)
 
     def sign(self, features: np.ndarray) -> np.ndarray:
         return 2.0 * self.gate(features) - 1.0
@@ -238,11 +271,11 @@ def gate_layer():
 
     @keras.saving.register_keras_serializable(package="br35h")
     class DomainViewGate(keras.layers.Layer):
-        """``(N, D)`` pooled features -> ``(N, 1)``: +1 if P(supported view) >= 0.5, else -1."""
+        """``(N, D)`` pooled features -> ``(N, 1)``: +1 if P(supported view) >= threshold, else -1."""
 
-        def __init__(self, features: int, views: int, **kwargs):
+        def __init__(self, features: int, views: int, threshold: float = 0.5, **kwargs):
             super().__init__(**kwargs)
-            self.features, self.views = int(features), int(views)
+            self.features, self.views, self.threshold = int(features), int(views), float(threshold)
 
         def build(self, input_shape):
             self.kernel = self.add_weight(shape=(self.features, self.views), initializer="zeros",
@@ -254,13 +287,14 @@ def gate_layer():
             from keras import ops
 
             p = ops.softmax(ops.matmul(f, self.kernel) + self.bias, axis=-1)
-            return 2.0 * ops.cast(ops.greater_equal(ops.matmul(p, self.mask), 0.5), "float32") - 1.0
+            return 2.0 * ops.cast(ops.greater_equal(ops.matmul(p, self.mask), self.threshold), "float32") - 1.0
 
         def compute_output_shape(self, input_shape):
             return (input_shape[0], 1)
 
         def get_config(self):
-            return {**super().get_config(), "features": self.features, "views": self.views}
+            return {**super().get_config(), "features": self.features, "views": self.views,
+                    "threshold": self.threshold}
 
     return DomainViewGate
 

@@ -150,3 +150,23 @@ def test_attach_refuses_a_gate_that_supports_no_view():
     with pytest.raises(ValueError, match="no view meets the support rule"):
         domain.attach(model, tr, te, domain.DomainConfig(dims=3, views=views.ViewConfig(min_normals=2, min_tumours=2)),
                       log=lambda s: None, labelled=lab)
+
+
+def test_gate_threshold_lets_the_target_share_through_and_never_drops_below_half():
+    p = np.linspace(0.0, 1.0, 101)
+    t = views.gate_threshold(p[50:], 0.9)  # 51 supported-view slices with P 0.5 .. 1.0
+    assert (p[50:] >= t).mean() >= 0.9 and (p[50:] >= np.nextafter(t, 2)).mean() < 0.9
+    assert views.gate_threshold(np.array([0.1, 0.2, 0.9]), 0.95) == 0.5
+    assert views.gate_threshold(np.array([]), 0.95) == 0.5
+
+
+def test_cross_fitted_probabilities_come_from_probes_that_never_saw_the_row():
+    f, v = _clusters(30, 3)
+    # One mislabelled row: a probe fitted with it could memorise it, a cross-fitted one cannot.
+    v = list(v)
+    v[0] = "coronal"
+    names = ("axial-supratentorial", "sagittal", "coronal")
+    cf = views.cross_fitted_proba(f, v, views.ViewConfig(folds=5), names)
+    assert cf.shape == (90, 3) and np.allclose(cf.sum(1), 1.0)
+    assert names[cf[0].argmax()] == "axial-supratentorial"
+    assert (np.array(names)[cf.argmax(1)][1:] == np.array(v[1:])).mean() > 0.95
