@@ -65,7 +65,10 @@ def write_bundle(out: str | Path, tflite: bytes, labels: Sequence[str], info: Bu
         "domain": None if domain is None else {
             "output_index": 1, "output_name": "domain_score", "mediapipe_head_index": 1, "category": "in_domain",
             "threshold": domain["threshold"], "rule": "in domain when domain_score >= threshold; else answer 'unknown'",
-            "val_accepted": domain["val_accepted"]},
+            "val_accepted": domain["val_accepted"],
+            "view_gate": None if not domain.get("view_gate") else {
+                "refused_when": domain["view_gate"]["refused_when"], "supported": domain["view_gate"]["supported"],
+                "views": domain["view_gate"]["views"]}},
         "contract": None if contract is None else {"file": "contract.json (inside model.tflite's metadata zip)",
                                                    "schema": contract.get("schema")},
         "preprocessing": {
@@ -120,4 +123,14 @@ def _domain_step(domain: dict | None) -> str:
    {100 * domain["accept_target"]:.0f} % of in-domain validation crops) the input does not look like the
    training data: show "unknown / not assessable", not the class. The same threshold and the crop
    parameters are in `contract.json` inside `{MODEL_FILE}` (its metadata zip), with the sha256 of the graph.
+{_view_step(domain.get("view_gate"))}"""
+
+
+def _view_step(gate: dict | None) -> str:
+    if not gate:
+        return ""
+    return f"""   **View gate**: a *negative* `domain_score` means the slice's view is not one this model was
+   validated on (it judges {", ".join(gate["supported"])} slices; `model.json` -> `domain.view_gate`):
+   show "unknown: view not supported, send another slice of the scan". Its magnitude is the domain
+   score the slice would have had, should the app knowingly accept every view.
 """

@@ -170,3 +170,14 @@ def test_cross_fitted_probabilities_come_from_probes_that_never_saw_the_row():
     assert cf.shape == (90, 3) and np.allclose(cf.sum(1), 1.0)
     assert names[cf[0].argmax()] == "axial-supratentorial"
     assert (np.array(names)[cf.argmax(1)][1:] == np.array(v[1:])).mean() > 0.95
+
+
+def test_android_note_tells_an_app_what_a_negative_domain_score_means():
+    from convert.android import integration_note
+
+    dom = {"threshold": 0.04, "accept_target": 0.99,
+           "view_gate": {"refused_when": "domain_score < 0", "supported": ["axial-supratentorial"],
+                         "views": list(views.GATE_VIEWS)}}
+    note = integration_note(BundleInfo(), CropConfig(), dom)
+    assert "*negative* `domain_score`" in note and "axial-supratentorial" in note
+    assert "negative" not in integration_note(BundleInfo(), CropConfig(), {**dom, "view_gate": None})
