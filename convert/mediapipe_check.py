@@ -9,7 +9,8 @@ TF 2.21, so it is not a project dependency); it imports nothing from this projec
 Prints the categories MediaPipe reads from the metadata for a dark and a bright flat image (or
 for the given pre-cropped images); exits 1 if the labels are not ("no", "yes"). A model with the
 domain check has a second head: it must be head 1 with the single category ``in_domain`` and a
-score in [0, 1] (printed as ``domain``), else exit 1.
+score in [-1, 1] (printed as ``domain``; negative = the view gate's refusal, so MediaPipe must
+pass negative scores through unfiltered), else exit 1.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def main(argv: list[str]) -> int:
             line = f"{name} {[(c.category_name, round(c.score, 4)) for c in cats]}"
             if len(result) > 1:
                 dom = result[1].categories
-                domain_ok &= (len(dom) == 1 and dom[0].category_name == "in_domain" and 0.0 <= dom[0].score <= 1.0)
+                domain_ok &= (len(dom) == 1 and dom[0].category_name == "in_domain" and -1.0 <= dom[0].score <= 1.0)
                 line += f" domain {[(c.category_name, round(c.score, 4)) for c in dom]}"
             print(line)
     print(f"mediapipe {mp.__version__}: labels from metadata {sorted(seen)}; heads {sorted(heads)}")
