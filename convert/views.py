@@ -153,14 +153,21 @@ def load_labelled(cfg: ViewConfig, held_out_sha256: set[str], out_dir: Path, loa
 
 @dataclass(frozen=True)
 class ViewProbe:
-    """``softmax(f @ weights + bias)`` over ``views`` (standardisation folded in)."""
+    """``softmax(((f - mean) * scale) @ weights + bias)`` over ``views``.
 
+    The standardisation stays a separate elementwise step instead of being folded into the
+    weights: folded, a feature with a tiny spread gets a huge weight, and a weight-quantizing
+    export (dynamic range, int8 weights per output column) then rounds every other weight of
+    that column to zero (measured: 7 % of test crops kept in domain instead of 96 %)."""
+
+    mean: np.ndarray  # (D,)
+    scale: np.ndarray  # (D,) 1 / spread
     weights: np.ndarray  # (D, V)
     bias: np.ndarray  # (V,)
     views: tuple[str, ...]
 
     def proba(self, features: np.ndarray) -> np.ndarray:
-        z = np.asarray(features, np.float64) @ self.weights + self.bias
+        z = ((np.asarray(features, np.float64) - self.mean) * self.scale) @ self.weights + self.bias
         z -= z.max(1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(1, keepdims=True)
@@ -181,7 +188,10 @@ def fit_probe(features: np.ndarray, views: list[str], l2: float = 1e-2, steps: i
         raise ValueError(f"the view probe needs at least two views, got {names}")
     f = np.asarray(features, np.float64)
     y = np.array([names.index(v) for v in views])
-    mu, sd = f.mean(0), f.std(0) + 1e-6
+    mu, sd = f.mean(0), f.std(0)
+    # Features (nearly) constant on the labelled slices carry no view information; a floor on
+    # the spread keeps them from being blown up by their own noise on other inputs.
+    sd = np.maximum(sd, 1e-2 * float(np.median(sd)) + 1e-12)
     x = (f - mu) / sd
     n, d = x.shape
     k = len(names)
@@ -203,7 +213,7 @@ def fit_probe(features: np.ndarray, views: list[str], l2: float = 1e-2, steps: i
             m[i] = b1 * m[i] + (1 - b1) * grad
             v[i] = b2 * v[i] + (1 - b2) * grad**2
             param -= lr * (m[i] / (1 - b1**t)) / (np.sqrt(v[i] / (1 - b2**t)) + 1e-8)
-    return ViewProbe(weights=w / sd[:, None], bias=b - (mu / sd) @ w, views=names)
+    return ViewProbe(mean=mu, scale=1.0 / sd, weights=w, bias=b, views=names)
 
 
 def support_table(pred_view: np.ndarray, y: np.ndarray, y_pred: np.ndarray, views: tuple[str, ...],
@@ -278,6 +288,8 @@ def gate_layer():
             self.features, self.views, self.threshold = int(features), int(views), float(threshold)
 
         def build(self, input_shape):
+            self.mean = self.add_weight(shape=(self.features,), initializer="zeros", trainable=False, name="mean")
+            self.scale = self.add_weight(shape=(self.features,), initializer="ones", trainable=False, name="scale")
             self.kernel = self.add_weight(shape=(self.features, self.views), initializer="zeros",
                                           trainable=False, name="kernel")
             self.bias = self.add_weight(shape=(self.views,), initializer="zeros", trainable=False, name="bias")
@@ -286,7 +298,8 @@ def gate_layer():
         def call(self, f):
             from keras import ops
 
-            p = ops.softmax(ops.matmul(f, self.kernel) + self.bias, axis=-1)
+            x = (f - ops.convert_to_tensor(self.mean)) * ops.convert_to_tensor(self.scale)
+            p = ops.softmax(ops.matmul(x, self.kernel) + self.bias, axis=-1)
             return 2.0 * ops.cast(ops.greater_equal(ops.matmul(p, self.mask), self.threshold), "float32") - 1.0
 
         def compute_output_shape(self, input_shape):
@@ -300,5 +313,6 @@ def gate_layer():
 
 
 def gate_weights(gate: ViewGate) -> list[np.ndarray]:
-    return [gate.probe.weights.astype(np.float32), gate.probe.bias.astype(np.float32),
-            np.asarray(gate.supported, np.float32)[:, None]]
+    p = gate.probe
+    return [p.mean.astype(np.float32), p.scale.astype(np.float32), p.weights.astype(np.float32),
+            p.bias.astype(np.float32), np.asarray(gate.supported, np.float32)[:, None]]

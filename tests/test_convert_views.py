@@ -181,3 +181,16 @@ def test_android_note_tells_an_app_what_a_negative_domain_score_means():
     note = integration_note(BundleInfo(), CropConfig(), dom)
     assert "*negative* `domain_score`" in note and "axial-supratentorial" in note
     assert "negative" not in integration_note(BundleInfo(), CropConfig(), {**dom, "view_gate": None})
+
+
+def test_probe_weights_survive_per_column_int8_rounding_despite_a_nearly_constant_feature():
+    """What a weight-quantizing export does to the probe's kernel: a feature with a tiny spread
+    must not get a weight that rounds every other weight of its column to zero."""
+    f, v = _clusters(60, 4)
+    f[:, 0] = 5.0 + 1e-7 * np.random.default_rng(0).normal(size=len(f))  # nearly constant
+    probe = views.fit_probe(f, v)
+    w = probe.weights
+    step = np.abs(w).max(0) / 127.0
+    wq = np.round(w / step) * step
+    rounded = views.ViewProbe(probe.mean, probe.scale, wq, probe.bias, probe.views)
+    assert (rounded.predict(f) == probe.predict(f)).mean() > 0.95
