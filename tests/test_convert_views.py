@@ -194,3 +194,42 @@ def test_probe_weights_survive_per_column_int8_rounding_despite_a_nearly_constan
     wq = np.round(w / step) * step
     rounded = views.ViewProbe(probe.mean, probe.scale, wq, probe.bias, probe.views)
     assert (rounded.predict(f) == probe.predict(f)).mean() > 0.95
+
+
+@pytest.mark.slow
+def test_conversion_with_views_ships_the_gate_in_every_artifact(tmp_path):
+    """The whole path: labelled slices through the conversion's loader, the gate in the graph of
+    every exported format (the int8 keeps it float), its contract entry, and a runtime that
+    reads a negative score as a view refusal."""
+    import hashlib
+
+    from convert import pipeline
+    from convert.config import ConvertConfig
+    from edge_runtime.contract import load_contract
+    from edge_runtime.interpreter import TFLiteModel
+    from tests.convert_helpers import brightness_model, fake_loader
+    from tests.test_convert_domain import _manifest_with_val
+
+    man = _manifest_with_val(tmp_path / "tiny.csv")
+    lines = [",".join(views.LABEL_HEADER)]
+    for i in range(48):  # views unrelated to the label: each view holds both classes
+        label = ("no", "yes")[i % 2]
+        path = f"{label}/lab{i}.jpg"
+        view = ("axial-ventricles", "sagittal")[(i // 2) % 2]
+        lines.append(f"br35h,{path},{hashlib.sha256(path.encode()).hexdigest()},{label},{view},")
+    labels = _write(tmp_path / "views.csv", lines)
+    from convert.config import QuantizationConfig
+
+    cfg = ConvertConfig(onnx_int8=False, quant=QuantizationConfig(calibration_size=16),
+                        domain=domain.DomainConfig(dims=3, views=views.ViewConfig(str(labels), min_normals=2,
+                                                                                   min_tumours=2)))
+    res = pipeline.run(brightness_model(), man, tmp_path / "out", cfg, loader=fake_loader(False), log=lambda s: None)
+    gate = res.report["domain"]["views"]
+    assert gate["labelled_slices"] == 48 and gate["views"] == ["axial-supratentorial", "sagittal"]
+    assert any(r["supported"] for r in gate["support"])
+    for name in ("model_fp32.tflite", "model_fp16.tflite", "model_dynamic.tflite", "model_int8.tflite"):
+        c = load_contract(tmp_path / "out" / name)
+        assert c.view_gate, name
+        assert c.raw["domain"]["view_gate"]["supported"] == [r["view"] for r in gate["support"] if r["supported"]]
+        _, dom = TFLiteModel(tmp_path / "out" / name, 1, size=32).run(np.full((32, 32, 3), 120, np.uint8))
+        assert -1 <= dom <= 1 and dom != 0, name
