@@ -281,6 +281,7 @@ class Attached:
     temperature: float
     info: dict
     gate: ViewGate | None = None
+    labelled_features: np.ndarray | None = None  # float pooled features of the gate's labelled slices
 
     def scores(self, features: np.ndarray) -> np.ndarray:
         """The exported graph's domain score, in numpy."""
@@ -322,9 +323,10 @@ def attach(model, train, val, cfg: DomainConfig = DomainConfig(), log=print, lab
     log(f"domain check: Mahalanobis, {fit.projection.shape[1]} whitened dims, fitted on {len(idx)} train crops; "
         f"scale {fit.scale:.4g}; temperature {temp.temperature:.4g}"
         + (" (at the search bound: T not identified by val, kept 1)" if temp.at_bound else ""))
-    gate, view_info = None, None
+    gate, view_info, f_lab = None, None, None
     if labelled is not None:
-        gate, view_info = _fit_gate(model, labelled, f_val, z_val, np.asarray(val.y), cfg.views, log)
+        f_lab, _ = features_and_logits(model, labelled.x)
+        gate, view_info = _fit_gate(f_lab, list(labelled.views), f_val, z_val, np.asarray(val.y), cfg.views, log)
     checked = build_checked_model(model, fit, temp.temperature, gate)
     att = Attached(checked, fit, temp.temperature, {}, gate)
     _check_graph(checked, np.asarray(val.x), f_val, att)
@@ -334,14 +336,12 @@ def attach(model, train, val, cfg: DomainConfig = DomainConfig(), log=print, lab
             "temperature": temp.to_dict(),
             "val_score_quantiles": {q: float(np.quantile(val_scores, q)) for q in (0.01, 0.05, 0.5)},
             "views": view_info}
-    return Attached(checked, fit, temp.temperature, info, gate)
+    return Attached(checked, fit, temp.temperature, info, gate, f_lab)
 
 
-def _fit_gate(model, labelled, f_val, z_val, y_val, cfg: ViewConfig, log) -> tuple[ViewGate, dict]:
+def _fit_gate(f_lab, views, f_val, z_val, y_val, cfg: ViewConfig, log) -> tuple[ViewGate, dict]:
     from convert.views import cross_fitted_proba, fit_probe, gate_threshold, support_table
 
-    f_lab, _ = features_and_logits(model, labelled.x)
-    views = list(labelled.views)
     probe = fit_probe(f_lab, views, cfg.l2, cfg.steps)
     table = support_table(probe.predict(f_val), y_val, z_val.argmax(1), probe.views, cfg)
     supported = tuple(r["supported"] for r in table)

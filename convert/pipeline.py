@@ -110,7 +110,12 @@ def run(model, manifest: str | Path, out_dir: str | Path, cfg: ConvertConfig = C
     log(f"keras: accuracy {100 * keras_metrics.accuracy:.2f}%")
     calib_info = _calibration_report(ref, test_y, test_src, temperature) if with_domain else None
 
-    files, bc_info, sel_info = _export_all(model, out, replace(cfg, quant=qcfg), calib_x, log, with_domain)
+    recentre = None
+    if with_domain and attached.gate is not None:
+        recentre = (labelled.x, attached.labelled_features, attached.gate)
+    files, bc_info, sel_info = _export_all(model, out, replace(cfg, quant=qcfg), calib_x, log, with_domain, recentre)
+    if recentre is not None:
+        domain_info["views"]["recentred"] = sel_info.pop("view_recentred")
     results: dict[str, dict] = {}
     metrics: dict[str, Metrics] = {}
     contracts: dict[str, dict] = {}
@@ -208,7 +213,7 @@ def _calibration_report(probs: np.ndarray, y: np.ndarray, sources, temperature: 
 
 
 def _export_all(model, out: Path, cfg: ConvertConfig, calib_x: np.ndarray,
-                log, with_domain: bool = False) -> tuple[dict[str, Path], dict, dict]:
+                log, with_domain: bool = False, recentre=None) -> tuple[dict[str, Path], dict, dict]:
     """Write every format of ``convert.formats.FORMATS`` the config asks for, in table order.
 
     With ``cfg.quant.keep_float`` = K > 0 the K convs most sensitive to int8 weight rounding
@@ -216,7 +221,10 @@ def _export_all(model, out: Path, cfg: ConvertConfig, calib_x: np.ndarray,
     float in the int8 TFLite. With ``cfg.quant.bias_correction`` the int8 artifacts (TFLite and ONNX)
     come from a bias-corrected copy of ``model`` (both quantizers round weights to the same symmetric
     per-channel grid; kept-float convs are not corrected); the float artifacts always come from
-    ``model`` itself. Returns the files, what the correction did and which int8 TFLite ops are float.
+    ``model`` itself. With ``recentre`` (labelled crops, their float pooled features, the view
+    gate), every quantized format is exported again with the view probe matched to its own pooled
+    features (``convert.view_recentre``; what it did goes to ``sel_info["view_recentred"]``).
+    Returns the files, what the correction did and which int8 TFLite ops are float.
     """
     kept_refs, sel_info = [], {"keep_float": cfg.quant.keep_float}
     if cfg.quant.keep_float:
@@ -244,6 +252,10 @@ def _export_all(model, out: Path, cfg: ConvertConfig, calib_x: np.ndarray,
             fmt.export(job, path)
             job.files[fmt.file] = path
             log(f"{fmt.file}: converted in {time.perf_counter() - t:.1f}s")
+        if recentre is not None:
+            from convert.view_recentre import recentre_all
+
+            sel_info["view_recentred"] = recentre_all(job, *recentre, log=log)
     return job.files, bc_info, sel_info
 
 

@@ -153,27 +153,33 @@ def load_labelled(cfg: ViewConfig, held_out_sha256: set[str], out_dir: Path, loa
 
 @dataclass(frozen=True)
 class ViewProbe:
-    """``softmax(((f - mean) * scale) @ weights + bias)`` over ``views``.
+    """``softmax((f * scale + shift) @ weights + bias)`` over ``views``.
 
-    The standardisation stays a separate elementwise step instead of being folded into the
-    weights: folded, a feature with a tiny spread gets a huge weight, and a weight-quantizing
-    export (dynamic range, int8 weights per output column) then rounds every other weight of
-    that column to zero (measured: 7 % of test crops kept in domain instead of 96 %)."""
+    The standardisation (``scale`` = 1 / spread, ``shift`` = -mean / spread) stays a separate
+    elementwise step instead of being folded into the weights: folded, a feature with a tiny
+    spread gets a huge weight, and a weight-quantizing export (dynamic range, int8 weights per
+    output column) then rounds every other weight of that column to zero (measured: 7 % of test
+    crops kept in domain instead of 96 %). It is also where a quantized artifact's own pooled
+    features are matched back to the float ones (:meth:`recentred`)."""
 
-    mean: np.ndarray  # (D,)
-    scale: np.ndarray  # (D,) 1 / spread
+    scale: np.ndarray  # (D,)
+    shift: np.ndarray  # (D,)
     weights: np.ndarray  # (D, V)
     bias: np.ndarray  # (V,)
     views: tuple[str, ...]
 
     def proba(self, features: np.ndarray) -> np.ndarray:
-        z = ((np.asarray(features, np.float64) - self.mean) * self.scale) @ self.weights + self.bias
+        z = (np.asarray(features, np.float64) * self.scale + self.shift) @ self.weights + self.bias
         z -= z.max(1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(1, keepdims=True)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         return self.proba(features).argmax(1)
+
+    def recentred(self, a: np.ndarray, b: np.ndarray) -> "ViewProbe":
+        """The same probe for features ``q`` with ``f ~= a * q + b`` (per feature)."""
+        return ViewProbe(self.scale * a, self.shift + self.scale * b, self.weights, self.bias, self.views)
 
 
 def fit_probe(features: np.ndarray, views: list[str], l2: float = 1e-2, steps: int = 400) -> ViewProbe:
@@ -213,7 +219,7 @@ def fit_probe(features: np.ndarray, views: list[str], l2: float = 1e-2, steps: i
             m[i] = b1 * m[i] + (1 - b1) * grad
             v[i] = b2 * v[i] + (1 - b2) * grad**2
             param -= lr * (m[i] / (1 - b1**t)) / (np.sqrt(v[i] / (1 - b2**t)) + 1e-8)
-    return ViewProbe(mean=mu, scale=1.0 / sd, weights=w, bias=b, views=names)
+    return ViewProbe(scale=1.0 / sd, shift=-mu / sd, weights=w, bias=b, views=names)
 
 
 def support_table(pred_view: np.ndarray, y: np.ndarray, y_pred: np.ndarray, views: tuple[str, ...],
@@ -288,8 +294,8 @@ def gate_layer():
             self.features, self.views, self.threshold = int(features), int(views), float(threshold)
 
         def build(self, input_shape):
-            self.mean = self.add_weight(shape=(self.features,), initializer="zeros", trainable=False, name="mean")
             self.scale = self.add_weight(shape=(self.features,), initializer="ones", trainable=False, name="scale")
+            self.shift = self.add_weight(shape=(self.features,), initializer="zeros", trainable=False, name="shift")
             self.kernel = self.add_weight(shape=(self.features, self.views), initializer="zeros",
                                           trainable=False, name="kernel")
             self.bias = self.add_weight(shape=(self.views,), initializer="zeros", trainable=False, name="bias")
@@ -298,7 +304,7 @@ def gate_layer():
         def call(self, f):
             from keras import ops
 
-            x = (f - ops.convert_to_tensor(self.mean)) * ops.convert_to_tensor(self.scale)
+            x = f * ops.convert_to_tensor(self.scale) + ops.convert_to_tensor(self.shift)
             p = ops.softmax(ops.matmul(x, self.kernel) + self.bias, axis=-1)
             return 2.0 * ops.cast(ops.greater_equal(ops.matmul(p, self.mask), self.threshold), "float32") - 1.0
 
@@ -314,5 +320,18 @@ def gate_layer():
 
 def gate_weights(gate: ViewGate) -> list[np.ndarray]:
     p = gate.probe
-    return [p.mean.astype(np.float32), p.scale.astype(np.float32), p.weights.astype(np.float32),
+    return [p.scale.astype(np.float32), p.shift.astype(np.float32), p.weights.astype(np.float32),
             p.bias.astype(np.float32), np.asarray(gate.supported, np.float32)[:, None]]
+
+
+def affine_match(q: np.ndarray, f: np.ndarray, max_slope: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """Per feature, the least-squares ``f ~= a * q + b`` (``a`` clipped to [0, max_slope]): how a
+    quantized artifact's pooled features ``q`` map back to the float ones ``f`` on the same crops.
+    A noisy feature gets a small slope, so it counts less."""
+    q = np.asarray(q, np.float64)
+    f = np.asarray(f, np.float64)
+    qc, fc = q - q.mean(0), f - f.mean(0)
+    var = (qc**2).mean(0)
+    a = np.where(var > 1e-12, (qc * fc).mean(0) / np.maximum(var, 1e-12), 0.0)
+    a = np.clip(a, 0.0, max_slope)
+    return a, f.mean(0) - a * q.mean(0)

@@ -192,15 +192,15 @@ def test_probe_weights_survive_per_column_int8_rounding_despite_a_nearly_constan
     w = probe.weights
     step = np.abs(w).max(0) / 127.0
     wq = np.round(w / step) * step
-    rounded = views.ViewProbe(probe.mean, probe.scale, wq, probe.bias, probe.views)
+    rounded = views.ViewProbe(probe.scale, probe.shift, wq, probe.bias, probe.views)
     assert (rounded.predict(f) == probe.predict(f)).mean() > 0.95
 
 
 @pytest.mark.slow
 def test_conversion_with_views_ships_the_gate_in_every_artifact(tmp_path):
     """The whole path: labelled slices through the conversion's loader, the gate in the graph of
-    every exported format (the int8 keeps it float), its contract entry, and a runtime that
-    reads a negative score as a view refusal."""
+    every exported format (the int8 keeps it float), each quantized format's probe matched to its
+    own features, its contract entry, and a runtime that reads a negative score as a view refusal."""
     import hashlib
 
     from convert import pipeline
@@ -227,9 +227,25 @@ def test_conversion_with_views_ships_the_gate_in_every_artifact(tmp_path):
     gate = res.report["domain"]["views"]
     assert gate["labelled_slices"] == 48 and gate["views"] == ["axial-supratentorial", "sagittal"]
     assert any(r["supported"] for r in gate["support"])
+    rec = gate["recentred"]
+    assert set(rec) == {"model_dynamic.tflite", "model_int8.tflite"}
+    for name, r in rec.items():  # the re-export quantizes the base exactly as the first one did
+        assert r["base_features_max_change_between_exports"] < 1e-6, name
+        assert r["gate_agreement_with_float_after"] >= r["gate_agreement_with_float_before"] - 0.05, name
     for name in ("model_fp32.tflite", "model_fp16.tflite", "model_dynamic.tflite", "model_int8.tflite"):
         c = load_contract(tmp_path / "out" / name)
         assert c.view_gate, name
         assert c.raw["domain"]["view_gate"]["supported"] == [r["view"] for r in gate["support"] if r["supported"]]
         _, dom = TFLiteModel(tmp_path / "out" / name, 1, size=32).run(np.full((32, 32, 3), 120, np.uint8))
         assert -1 <= dom <= 1 and dom != 0, name
+
+
+def test_a_recentred_probe_on_distorted_features_decides_like_the_original_on_clean_ones():
+    f, v = _clusters(60, 6)
+    probe = views.fit_probe(f, v)
+    rng = np.random.default_rng(7)
+    a_true, b_true = rng.uniform(0.5, 1.5, f.shape[1]), rng.normal(0, 6, f.shape[1])
+    q = (f - b_true) / a_true + rng.normal(0, 0.05, f.shape)  # what a quantized base might emit
+    a, b = views.affine_match(q, f)
+    assert (probe.predict(q) == probe.predict(f)).mean() < 0.9  # the distortion matters
+    assert (probe.recentred(a, b).predict(q) == probe.predict(f)).mean() > 0.97
