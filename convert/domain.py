@@ -12,8 +12,9 @@ gets it from the same interpreter call, with no extra dependency. It is one Dens
 projection ``z = P^T f``, shared by every class) and :class:`DomainScore` (subtract each class's
 projected mean ``P^T mu_c``, square, sum, min over classes, then ``s = c / (c + d)``). Projecting
 once and subtracting per class costs one 1280 x k product whatever the number of classes (an
-earlier graph projected once per class: twice the weights read per call, +14.5 % ONNX latency). The bounded, monotone transform keeps the score in
-(0, 1], higher = more like training data, with ``c`` = the median in-domain validation distance
+earlier graph projected once per class: twice the weights read per call, +14.5 % ONNX
+latency). The bounded, monotone transform keeps the score in (0, 1], higher = more like
+training data, with ``c`` = the median in-domain validation distance
 (so a typical in-domain crop scores ~0.5 and far-away inputs approach 0), which is a range any
 output quantization can represent; the int8 export keeps this tail in float anyway
 (:func:`tail_node_names`).

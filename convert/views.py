@@ -147,7 +147,14 @@ def load_labelled(cfg: ViewConfig, held_out_sha256: set[str], out_dir: Path, loa
     if not rows:
         raise ValueError(f"{path}: no labelled slice left to fit the view probe on")
     manifest = write_fitting_manifest(rows, Path(out_dir) / "views_manifest.csv")
-    crops = loader(manifest, split="train", data_root=data_root, cfg=crop)
+    from train.paths import DataNotFoundError
+
+    try:
+        crops = loader(manifest, split="train", data_root=data_root, cfg=crop)
+    except DataNotFoundError as exc:
+        raise DataNotFoundError(f"the view gate's labelled slices ({path}) come from "
+                                f"{', '.join(sorted({r.source for r in rows}))}: {exc} "
+                                "(convert without --views to export without the gate)") from exc
     return Labelled(np.asarray(crops.x), [gate_view(r.view) for r in rows])
 
 

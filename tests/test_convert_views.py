@@ -249,3 +249,16 @@ def test_a_recentred_probe_on_distorted_features_decides_like_the_original_on_cl
     a, b = views.affine_match(q, f)
     assert (probe.predict(q) == probe.predict(f)).mean() < 0.9  # the distortion matters
     assert (probe.recentred(a, b).predict(q) == probe.predict(f)).mean() > 0.97
+
+
+def test_a_missing_source_of_the_labels_says_the_view_gate_needs_it(tmp_path):
+    from train.paths import DataNotFoundError
+
+    labels = _write(tmp_path / "v.csv", [",".join(views.LABEL_HEADER),
+                                         "nickparvar,Training/notumor/a.jpg,h1,notumor,sagittal,"])
+
+    def loader(*a, **k):
+        raise DataNotFoundError("source 'nickparvar' not found in /nowhere")
+
+    with pytest.raises(DataNotFoundError, match=r"view gate's labelled slices .*nickparvar.*without --views"):
+        views.load_labelled(views.ViewConfig(str(labels)), set(), tmp_path, loader, None, CropConfig())
