@@ -159,7 +159,9 @@ class Classifier:
         return {**self.model.describe(), "crop_fingerprint": self.crop.fingerprint(),
                 "contract": None if self.contract is None else {
                     "graph_sha256": self.contract.graph_sha256, "operating_point": self.operating_point,
-                    "threshold": self.threshold, "domain_threshold": self.contract.domain_threshold}}
+                    "threshold": self.threshold, "domain_threshold": self.contract.domain_threshold,
+                    "view_gate": self.contract.view_gate,
+                    "accept_all_views": bool(self.domain_rule and self.domain_rule.accept_all_views)}}
 
     def classify_array(self, rgb: np.ndarray, path: str | None = None, decode_ms: float = 0.0) -> Prediction:
         """Classify an already decoded ``H x W x 3`` uint8 RGB image."""

@@ -88,6 +88,7 @@ def test_negative_domain_score_with_a_view_gate_is_view_not_supported(gated, mon
 
 def test_accepting_all_views_judges_a_gated_slice_by_its_magnitude(gated_model, monkeypatch):
     clf = Classifier(gated_model, num_threads=1, accept_all_views=True)
+    assert clf.info["contract"]["view_gate"] is True and clf.info["contract"]["accept_all_views"] is True
     t = clf.contract.domain_threshold
     _with_domain_score(clf, monkeypatch, -2 * t)
     assert clf.classify_array(synthetic_mri(seed=3)).in_domain is True
