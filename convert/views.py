@@ -1,10 +1,10 @@
 """Which slice views a model has been shown to judge, and a gate that refuses the others.
 
 Why: on 242 normal slices of the second source that are independent of BR35H, labelled by view
-(``reports/domain/views``), the BR35H-only model is right on 15 of 16 axial slices above the
-ventricles but on 3 of 33 skull-base axial slices (orbits, sinuses, posterior fossa), 8 of 45
-coronal and 2 of 97 sagittal ones; trained on both sources, skull-base axial normals are still
-1 of 14. In those views the training data holds tumours (pituitary, posterior fossa, the
+(``reports/domain/views``), the BR35H-only model (float) is right on all 16 axial slices above
+the ventricles but on 11 of 33 skull-base axial slices (orbits, sinuses, posterior fossa), 21 of
+45 coronal and 3 of 97 sagittal ones; trained on both sources, skull-base axial normals are still
+1 of 14 right. In those views the training data holds tumours (pituitary, posterior fossa, the
 contrast-enhanced planes of the second source) and almost no normals, so "tumour" there says
 "this view" as much as "this tumour". The Mahalanobis check cannot see it: such slices lie close
 to the tumour class.
@@ -12,10 +12,10 @@ to the tumour class.
 So the converted model also learns which view a slice shows (a linear probe on its pooled
 features, fitted on hand-labelled slices: ``splits/views.csv``) and which views its **validation**
 split shows it judges (at least ``min_normals`` normal and ``min_tumours`` tumour val crops of the
-view, sensitivity and specificity >= ``target``). A slice whose probability of a supported view is
-below the gate's threshold gets its domain score negated: below any threshold, so "unknown", while its
-magnitude is still the Mahalanobis score, so a user who knowingly accepts every view can read
-``abs(domain_score)``. A refused real scan is a cost, reported as such.
+view, sensitivity and specificity >= ``target``). A slice whose probability of a supported view
+is below the gate's threshold gets its domain score negated: below any threshold, so "unknown",
+while its magnitude is still the Mahalanobis score, so a user who knowingly accepts every view
+can read ``abs(domain_score)``. A refused real scan is a cost, reported as such.
 """
 
 from __future__ import annotations
